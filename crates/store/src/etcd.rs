@@ -25,9 +25,6 @@ use crate::{
 /// Where the compacted revision is recorded (the same key upstream's API server uses).
 pub const COMPACT_REVISION_KEY: &str = "compact_rev_key";
 
-/// Keys fetched per etcd range when a caller lists without a limit.
-const LIST_PAGE: i64 = 10_000;
-
 /// The HA store, on an etcd cluster.
 #[derive(Clone)]
 pub struct EtcdStore {
@@ -74,7 +71,10 @@ impl EtcdStore {
             .first()
             .and_then(|kv| std::str::from_utf8(kv.value()).ok()?.parse().ok())
             .unwrap_or(0);
-        Ok(self.compacted.fetch_max(recorded, Ordering::AcqRel).max(recorded))
+        Ok(self
+            .compacted
+            .fetch_max(recorded, Ordering::AcqRel)
+            .max(recorded))
     }
 
     /// Maps etcd's compaction and future-revision errors onto ours.
@@ -122,6 +122,19 @@ fn convert(kv: &etcd_client::KeyValue) -> KeyValue {
     }
 }
 
+/// Like [`convert`], reusing etcd's buffers instead of copying them.
+fn convert_owned(kv: etcd_client::KeyValue) -> KeyValue {
+    let (create_revision, mod_revision) = (kv.create_revision(), kv.mod_revision());
+    let (key, value) = kv.into_key_value();
+    KeyValue {
+        key: String::from_utf8(key)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        value: Bytes::from(value),
+        create_revision,
+        mod_revision,
+    }
+}
+
 fn txn_revision(resp: &etcd_client::TxnResponse) -> Result<Revision> {
     resp.header()
         .map(|h| h.revision())
@@ -141,14 +154,14 @@ impl Store for EtcdStore {
     async fn get(&self, key: &str, revision: Option<Revision>) -> Result<Option<KeyValue>> {
         let options = GetOptions::new().with_revision(revision.unwrap_or(0));
         match self.kv_client().get(key, Some(options)).await {
-            Ok(resp) => Ok(resp.kvs().first().map(convert)),
+            Ok(mut resp) => Ok(resp.take_kvs().into_iter().next().map(convert_owned)),
             Err(err) => Err(self.read_error(err, revision.unwrap_or(0)).await),
         }
     }
 
     async fn list(&self, prefix: &str, options: ListOptions) -> Result<ListResult> {
         let end = crate::prefix_end(prefix.as_bytes()).unwrap_or_else(|| vec![0]);
-        let mut start = match &options.start_after {
+        let start = match &options.start_after {
             Some(after) if after.as_str() >= prefix => {
                 let mut start = after.as_bytes().to_vec();
                 start.push(0);
@@ -156,41 +169,32 @@ impl Store for EtcdStore {
             }
             _ => range_start(prefix),
         };
-        let mut revision = options.revision.unwrap_or(0);
-        let limit = options.limit.filter(|&limit| limit > 0);
-        let mut kvs = Vec::new();
-        loop {
-            let wanted = match limit {
-                Some(limit) => i64::try_from(limit).unwrap_or(i64::MAX),
-                None => LIST_PAGE,
-            };
-            let get = GetOptions::new()
-                .with_range(end.clone())
-                .with_limit(wanted)
-                .with_revision(revision);
-            let resp = match self.kv_client().get(start.clone(), Some(get)).await {
-                Ok(resp) => resp,
-                Err(err) => return Err(self.read_error(err, revision).await),
-            };
-            if revision == 0 {
-                // Later pages read the same snapshot as the first.
-                revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-            }
-            kvs.extend(resp.kvs().iter().map(convert));
-            let more = resp.more();
-            // With a limit, one range answers it: etcd fetched exactly what was asked.
-            if !more || limit.is_some() {
-                return Ok(ListResult {
-                    kvs,
-                    more,
-                    revision,
-                });
-            }
-            if let Some(last) = resp.kvs().last() {
-                start = last.key().to_vec();
-                start.push(0);
-            }
-        }
+        let revision = options.revision.unwrap_or(0);
+        // etcd treats a limit of 0 as none, as we do. Like upstream's API server, a list
+        // without a limit is one range, read at one revision.
+        let limit = options
+            .limit
+            .map_or(0, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let get = GetOptions::new()
+            .with_range(end)
+            .with_limit(limit)
+            .with_revision(revision);
+        let mut resp = match self.kv_client().get(start, Some(get)).await {
+            Ok(resp) => resp,
+            Err(err) => return Err(self.read_error(err, revision).await),
+        };
+        let revision = resp
+            .header()
+            .map(|h| h.revision())
+            .ok_or_else(|| Error::Internal("etcd answered without a header".into()))?;
+        let revision = options.revision.unwrap_or(revision);
+        let more = resp.more();
+        let kvs = resp.take_kvs().into_iter().map(convert_owned).collect();
+        Ok(ListResult {
+            kvs,
+            more,
+            revision,
+        })
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<Revision> {
@@ -265,7 +269,10 @@ impl Store for EtcdStore {
 
     async fn current_revision(&self) -> Result<Revision> {
         let options = GetOptions::new().with_count_only();
-        let resp = self.kv_client().get(COMPACT_REVISION_KEY, Some(options)).await?;
+        let resp = self
+            .kv_client()
+            .get(COMPACT_REVISION_KEY, Some(options))
+            .await?;
         resp.header()
             .map(|h| h.revision())
             .ok_or_else(|| Error::Internal("etcd answered without a header".into()))
@@ -325,7 +332,10 @@ impl Store for EtcdStore {
         {
             Ok(_) => {}
             // Another server compacted at least as far.
-            Err(err) if err.to_string().contains("required revision has been compacted") => {}
+            Err(err)
+                if err
+                    .to_string()
+                    .contains("required revision has been compacted") => {}
             Err(err) => return Err(Error::Etcd(err)),
         }
         self.compacted.fetch_max(revision, Ordering::AcqRel);

@@ -88,10 +88,9 @@ impl EtcdServer {
                 etcd_client::ConnectOptions::new().with_connect_timeout(Duration::from_secs(1));
             if let Ok(mut client) =
                 etcd_client::Client::connect([&self.endpoint], Some(options)).await
+                && client.get("health", None).await.is_ok()
             {
-                if client.get("health", None).await.is_ok() {
-                    return Ok(());
-                }
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(self.failure(format!("etcd did not answer within {READY_TIMEOUT:?}")));
@@ -104,7 +103,10 @@ impl EtcdServer {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(15).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        Error::Internal(format!("{what}; last lines of its log:\n{}", tail.join("\n")))
+        Error::Internal(format!(
+            "{what}; last lines of its log:\n{}",
+            tail.join("\n")
+        ))
     }
 
     /// The client URL, e.g. `http://127.0.0.1:40123`.

@@ -1,6 +1,11 @@
 //! The store's contract, checked against both backends: every test here runs once on SQLite
 //! and once on a real etcd (see the `conformance!` invocation at the bottom).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "in a test, a failed unwrap is a failed test"
+)]
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -19,19 +24,36 @@ async fn create_then_get(store: Arc<dyn Store>) {
     let rev = store.create("/registry/pods/ns/a", v("one")).await.unwrap();
     assert_eq!(rev, before + 1, "a write gets the next revision");
     assert_eq!(store.current_revision().await.unwrap(), rev);
-    let kv = store.get("/registry/pods/ns/a", None).await.unwrap().unwrap();
+    let kv = store
+        .get("/registry/pods/ns/a", None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(kv.key, "/registry/pods/ns/a");
     assert_eq!(kv.value, v("one"));
     assert_eq!((kv.create_revision, kv.mod_revision), (rev, rev));
-    assert!(store.get("/registry/pods/ns/b", None).await.unwrap().is_none());
+    assert!(
+        store
+            .get("/registry/pods/ns/b", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn create_existing_key_fails(store: Arc<dyn Store>) {
     store.create("/k", v("1")).await.unwrap();
     let before = store.current_revision().await.unwrap();
     let err = store.create("/k", v("2")).await.unwrap_err();
-    assert!(matches!(err, Error::AlreadyExists { ref key } if key == "/k"), "{err}");
-    assert_eq!(store.current_revision().await.unwrap(), before, "a failed write takes no revision");
+    assert!(
+        matches!(err, Error::AlreadyExists { ref key } if key == "/k"),
+        "{err}"
+    );
+    assert_eq!(
+        store.current_revision().await.unwrap(),
+        before,
+        "a failed write takes no revision"
+    );
     assert_eq!(store.get("/k", None).await.unwrap().unwrap().value, v("1"));
 }
 
@@ -52,7 +74,10 @@ async fn update_is_compare_and_swap(store: Arc<dyn Store>) {
     let updated = store.update("/k", v("2"), created).await.unwrap();
     assert!(updated > created);
     let kv = store.get("/k", None).await.unwrap().unwrap();
-    assert_eq!((kv.value, kv.create_revision, kv.mod_revision), (v("2"), created, updated));
+    assert_eq!(
+        (kv.value, kv.create_revision, kv.mod_revision),
+        (v("2"), created, updated)
+    );
 
     let err = store.update("/k", v("3"), created).await.unwrap_err();
     match err {
@@ -91,28 +116,55 @@ async fn delete_is_compare_and_swap(store: Arc<dyn Store>) {
     // Unconditional delete, and a new life for the key afterwards.
     let again = store.create("/k", v("3")).await.unwrap();
     let kv = store.get("/k", None).await.unwrap().unwrap();
-    assert_eq!(kv.create_revision, again, "a recreated key starts a new life");
+    assert_eq!(
+        kv.create_revision, again,
+        "a recreated key starts a new life"
+    );
     let (deleted, _) = store.delete("/k", None).await.unwrap();
     assert_eq!(deleted.value, v("3"));
 }
 
 async fn list_returns_the_prefix_in_key_order(store: Arc<dyn Store>) {
-    for key in ["/registry/pods/b/x", "/registry/pods/a/y", "/registry/pods/a/x", "/registry/podsx/a", "/registry/pod/a", "/registry/pods/c"] {
+    for key in [
+        "/registry/pods/b/x",
+        "/registry/pods/a/y",
+        "/registry/pods/a/x",
+        "/registry/podsx/a",
+        "/registry/pod/a",
+        "/registry/pods/c",
+    ] {
         store.create(key, v(key)).await.unwrap();
     }
-    let all = store.list("/registry/pods/", ListOptions::default()).await.unwrap();
+    let all = store
+        .list("/registry/pods/", ListOptions::default())
+        .await
+        .unwrap();
     let keys: Vec<&str> = all.kvs.iter().map(|kv| kv.key.as_str()).collect();
-    assert_eq!(keys, ["/registry/pods/a/x", "/registry/pods/a/y", "/registry/pods/b/x", "/registry/pods/c"]);
+    assert_eq!(
+        keys,
+        [
+            "/registry/pods/a/x",
+            "/registry/pods/a/y",
+            "/registry/pods/b/x",
+            "/registry/pods/c"
+        ]
+    );
     assert!(!all.more);
     assert_eq!(all.revision, store.current_revision().await.unwrap());
     for kv in &all.kvs {
         assert_eq!(kv.value, v(&kv.key));
     }
-    let one_ns = store.list("/registry/pods/a/", ListOptions::default()).await.unwrap();
+    let one_ns = store
+        .list("/registry/pods/a/", ListOptions::default())
+        .await
+        .unwrap();
     assert_eq!(one_ns.kvs.len(), 2);
     let everything = store.list("", ListOptions::default()).await.unwrap();
     assert!(everything.kvs.len() >= 6, "an empty prefix lists every key");
-    let none = store.list("/registry/services/", ListOptions::default()).await.unwrap();
+    let none = store
+        .list("/registry/services/", ListOptions::default())
+        .await
+        .unwrap();
     assert!(none.kvs.is_empty() && !none.more);
 }
 
@@ -121,7 +173,13 @@ async fn list_pages_through_one_snapshot(store: Arc<dyn Store>) {
         store.create(&format!("/p/{i:03}"), v("x")).await.unwrap();
     }
     let first = store
-        .list("/p/", ListOptions { limit: Some(10), ..Default::default() })
+        .list(
+            "/p/",
+            ListOptions {
+                limit: Some(10),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(first.kvs.len(), 10);
@@ -153,7 +211,16 @@ async fn list_pages_through_one_snapshot(store: Arc<dyn Store>) {
     let want: Vec<String> = (0..25).map(|i| format!("/p/{i:03}")).collect();
     assert_eq!(keys, want);
     // Limit 0 means no limit, as in Kubernetes.
-    let all = store.list("/p/", ListOptions { limit: Some(0), ..Default::default() }).await.unwrap();
+    let all = store
+        .list(
+            "/p/",
+            ListOptions {
+                limit: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(all.kvs.len(), 25);
     assert!(!all.more);
 }
@@ -166,7 +233,13 @@ async fn reads_at_a_past_revision_see_that_snapshot(store: Arc<dyn Store>) {
     store.create("/s/c", v("c1")).await.unwrap();
 
     let then = store
-        .list("/s/", ListOptions { revision: Some(b), ..Default::default() })
+        .list(
+            "/s/",
+            ListOptions {
+                revision: Some(b),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let then: Vec<(String, Bytes)> = then.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect();
@@ -175,19 +248,40 @@ async fn reads_at_a_past_revision_see_that_snapshot(store: Arc<dyn Store>) {
     let now: Vec<(String, Bytes)> = now.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect();
     assert_eq!(now, [("/s/a".into(), v("a2")), ("/s/c".into(), v("c1"))]);
 
-    assert_eq!(store.get("/s/a", Some(a)).await.unwrap().unwrap().value, v("a1"));
-    assert_eq!(store.get("/s/b", Some(b)).await.unwrap().unwrap().value, v("b1"));
-    assert!(store.get("/s/c", Some(b)).await.unwrap().is_none(), "not yet created");
-    assert!(store.get("/s/b", None).await.unwrap().is_none(), "deleted since");
+    assert_eq!(
+        store.get("/s/a", Some(a)).await.unwrap().unwrap().value,
+        v("a1")
+    );
+    assert_eq!(
+        store.get("/s/b", Some(b)).await.unwrap().unwrap().value,
+        v("b1")
+    );
+    assert!(
+        store.get("/s/c", Some(b)).await.unwrap().is_none(),
+        "not yet created"
+    );
+    assert!(
+        store.get("/s/b", None).await.unwrap().is_none(),
+        "deleted since"
+    );
 }
 
 async fn reads_of_a_future_revision_fail(store: Arc<dyn Store>) {
     store.create("/k", v("1")).await.unwrap();
     let future = store.current_revision().await.unwrap() + 10;
     let err = store.get("/k", Some(future)).await.unwrap_err();
-    assert!(matches!(err, Error::FutureRevision { requested, .. } if requested == future), "{err}");
+    assert!(
+        matches!(err, Error::FutureRevision { requested, .. } if requested == future),
+        "{err}"
+    );
     let err = store
-        .list("/", ListOptions { revision: Some(future), ..Default::default() })
+        .list(
+            "/",
+            ListOptions {
+                revision: Some(future),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::FutureRevision { .. }), "{err}");
@@ -206,21 +300,36 @@ async fn compacted_history_is_gone_and_says_so(store: Arc<dyn Store>) {
     assert!(store.compacted_revision().await.unwrap() >= at);
 
     let err = store.get("/c/k", Some(first)).await.unwrap_err();
-    assert!(matches!(err, Error::Compacted { requested, .. } if requested == first), "{err}");
+    assert!(
+        matches!(err, Error::Compacted { requested, .. } if requested == first),
+        "{err}"
+    );
     let err = store
-        .list("/c/", ListOptions { revision: Some(doomed), ..Default::default() })
+        .list(
+            "/c/",
+            ListOptions {
+                revision: Some(doomed),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Compacted { .. }), "{err}");
     // The compaction point itself and everything after it stay readable.
-    assert_eq!(store.get("/c/k", Some(at)).await.unwrap().unwrap().value, v("6"));
+    assert_eq!(
+        store.get("/c/k", Some(at)).await.unwrap().unwrap().value,
+        v("6")
+    );
     let listed = store.list("/c/", ListOptions::default()).await.unwrap();
     assert_eq!(listed.kvs.len(), 1);
     assert_eq!(listed.kvs[0].value, v("6"));
     // Compacting again to the same point is harmless; to the future is refused.
     store.compact(at).await.unwrap();
     let future = store.current_revision().await.unwrap() + 5;
-    assert!(matches!(store.compact(future).await, Err(Error::FutureRevision { .. })));
+    assert!(matches!(
+        store.compact(future).await,
+        Err(Error::FutureRevision { .. })
+    ));
 
     let err = store.watch("/c/", first).await.unwrap_err();
     assert!(matches!(err, Error::Compacted { .. }), "{err}");
@@ -239,7 +348,10 @@ async fn watch_replays_history_then_follows_live(store: Arc<dyn Store>) {
     let mut watch = store.watch("/w/", start).await.unwrap();
 
     let created = next_event(&mut watch).await;
-    assert_eq!((created.kind, created.revision(), created.kv.value.clone()), (EventKind::Put, a, v("a1")));
+    assert_eq!(
+        (created.kind, created.revision(), created.kv.value.clone()),
+        (EventKind::Put, a, v("a1"))
+    );
     assert!(created.is_create() && created.prev.is_none());
     let updated = next_event(&mut watch).await;
     assert_eq!((updated.kind, updated.revision()), (EventKind::Put, a2));
@@ -250,7 +362,10 @@ async fn watch_replays_history_then_follows_live(store: Arc<dyn Store>) {
 
     let (_, deleted) = store.delete("/w/a", None).await.unwrap();
     let event = next_event(&mut watch).await;
-    assert_eq!((event.kind, event.revision(), event.kv.key.as_str()), (EventKind::Delete, deleted, "/w/a"));
+    assert_eq!(
+        (event.kind, event.revision(), event.kv.key.as_str()),
+        (EventKind::Delete, deleted, "/w/a")
+    );
     assert!(event.kv.value.is_empty());
     let prev = event.prev.unwrap();
     assert_eq!((prev.value, prev.mod_revision), (v("a2"), a2));
@@ -258,7 +373,10 @@ async fn watch_replays_history_then_follows_live(store: Arc<dyn Store>) {
     let recreated = store.create("/w/a", v("a3")).await.unwrap();
     let event = next_event(&mut watch).await;
     assert_eq!(event.revision(), recreated);
-    assert!(event.is_create() && event.prev.is_none(), "a recreated key has no previous value");
+    assert!(
+        event.is_create() && event.prev.is_none(),
+        "a recreated key has no previous value"
+    );
     assert_quiet(&mut watch).await;
 }
 
@@ -269,7 +387,10 @@ async fn watch_sees_only_its_prefix(store: Arc<dyn Store>) {
     store.create("/registry/services/a", v("no")).await.unwrap();
     let wanted = store.create("/registry/pods/ns/a", v("yes")).await.unwrap();
     let event = next_event(&mut pods).await;
-    assert_eq!((event.revision(), event.kv.key.as_str()), (wanted, "/registry/pods/ns/a"));
+    assert_eq!(
+        (event.revision(), event.kv.key.as_str()),
+        (wanted, "/registry/pods/ns/a")
+    );
     assert_quiet(&mut pods).await;
 }
 
@@ -308,8 +429,15 @@ async fn watch_under_concurrent_writers_has_no_gaps_or_duplicates(store: Arc<dyn
     while seen.len() < written.len() {
         seen.push(next_event(&mut watch).await.revision());
     }
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "events in revision order, no duplicates");
-    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), written, "no gaps");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "events in revision order, no duplicates"
+    );
+    assert_eq!(
+        seen.into_iter().collect::<BTreeSet<_>>(),
+        written,
+        "no gaps"
+    );
     assert_quiet(&mut watch).await;
 }
 
@@ -322,13 +450,20 @@ async fn a_slow_watcher_still_gets_every_event(store: Arc<dyn Store>) {
     let mut rev = store.create("/slow/k", v("0")).await.unwrap();
     expected.push(rev);
     for i in 1..3000 {
-        rev = store.update("/slow/k", v(&i.to_string()), rev).await.unwrap();
+        rev = store
+            .update("/slow/k", v(&i.to_string()), rev)
+            .await
+            .unwrap();
         expected.push(rev);
     }
     let mut seen = Vec::new();
     while seen.len() < expected.len() {
         let event = next_event(&mut watch).await;
-        assert_eq!(event.kv.value, v(&seen.len().to_string()), "values in order");
+        assert_eq!(
+            event.kv.value,
+            v(&seen.len().to_string()),
+            "values in order"
+        );
         seen.push(event.revision());
     }
     assert_eq!(seen, expected);
@@ -355,13 +490,24 @@ async fn writes_over_the_size_limit_are_refused(store: Arc<dyn Store>) {
     let key = "/big/k";
     let biggest = Bytes::from(vec![b'x'; MAX_WRITE_BYTES - key.len()]);
     let rev = store.create(key, biggest.clone()).await.unwrap();
-    assert_eq!(store.get(key, None).await.unwrap().unwrap().value, biggest, "the largest allowed write round-trips");
+    assert_eq!(
+        store.get(key, None).await.unwrap().unwrap().value,
+        biggest,
+        "the largest allowed write round-trips"
+    );
     let too_big = Bytes::from(vec![b'x'; MAX_WRITE_BYTES - key.len() + 1]);
     let err = store.update(key, too_big.clone(), rev).await.unwrap_err();
-    assert!(matches!(err, Error::TooLarge { size, .. } if size == MAX_WRITE_BYTES + 1), "{err}");
+    assert!(
+        matches!(err, Error::TooLarge { size, .. } if size == MAX_WRITE_BYTES + 1),
+        "{err}"
+    );
     let err = store.create("/big/other", too_big).await.unwrap_err();
     assert!(matches!(err, Error::TooLarge { .. }), "{err}");
-    assert_eq!(store.current_revision().await.unwrap(), rev, "nothing was written");
+    assert_eq!(
+        store.current_revision().await.unwrap(),
+        rev,
+        "nothing was written"
+    );
 }
 
 async fn binary_values_round_trip(store: Arc<dyn Store>) {

@@ -35,7 +35,10 @@ fn options() -> SqliteOptions {
 
 /// The value written as the `step`-th version of `key`.
 fn value(key: &str, step: u32) -> Bytes {
-    Bytes::from(format!("{key}#{step}:{}", "x".repeat(200 + (step as usize * 37) % 300)))
+    Bytes::from(format!(
+        "{key}#{step}:{}",
+        "x".repeat(200 + (step as usize * 37) % 300)
+    ))
 }
 
 fn main() -> Result<()> {
@@ -61,7 +64,9 @@ fn main() -> Result<()> {
         floor = revision;
     }
     ensure!(checked > 0, "no write was acknowledged in {rounds} rounds");
-    println!("crash test: {rounds} SIGKILLs, {checked} acknowledged writes all found, final revision {floor}");
+    println!(
+        "crash test: {rounds} SIGKILLs, {checked} acknowledged writes all found, final revision {floor}"
+    );
     println!("crash: 1 passed, 0 failed");
     Ok(())
 }
@@ -166,7 +171,10 @@ async fn parent_round(dir: &Path, round: usize, floor: i64) -> Result<(usize, i6
         .strip_prefix("ready ")
         .and_then(|r| r.parse().ok())
         .with_context(|| format!("unexpected first line {ready:?}"))?;
-    ensure!(start >= floor, "revision went back from {floor} to {start} after a restart");
+    ensure!(
+        start >= floor,
+        "revision went back from {floor} to {start} after a restart"
+    );
 
     // A second process must not open the directory while the child holds it.
     match SqliteStore::open(dir, options()).await {
@@ -178,8 +186,13 @@ async fn parent_round(dir: &Path, round: usize, floor: i64) -> Result<(usize, i6
     let delay = rand::rng().random_range(20..400);
     tokio::time::sleep(Duration::from_millis(delay)).await;
     drop(child); // SIGKILL, then reap.
-    reader.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
-    let acks: Vec<Ack> = lines.try_iter().filter_map(|line| parse(&line).ok()).collect();
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
+    let acks: Vec<Ack> = lines
+        .try_iter()
+        .filter_map(|line| parse(&line).ok())
+        .collect();
 
     let store = SqliteStore::open(dir, options()).await?;
     let current = store.current_revision().await?;
@@ -191,8 +204,15 @@ async fn parent_round(dir: &Path, round: usize, floor: i64) -> Result<(usize, i6
                     .get(key, Some(*rev))
                     .await?
                     .with_context(|| format!("acknowledged put of {key} at {rev} is missing"))?;
-                ensure!(kv.mod_revision == *rev, "{key} at {rev} has mod revision {}", kv.mod_revision);
-                ensure!(kv.value == value(key, *step), "{key} at {rev} has the wrong value");
+                ensure!(
+                    kv.mod_revision == *rev,
+                    "{key} at {rev} has mod revision {}",
+                    kv.mod_revision
+                );
+                ensure!(
+                    kv.value == value(key, *step),
+                    "{key} at {rev} has the wrong value"
+                );
                 newest.insert(key, *rev);
             }
             Ack::Del { key, rev } => {
@@ -206,13 +226,20 @@ async fn parent_round(dir: &Path, round: usize, floor: i64) -> Result<(usize, i6
         let rev = match ack {
             Ack::Put { rev, .. } | Ack::Del { rev, .. } => *rev,
         };
-        ensure!(rev > start && rev <= current, "acknowledged revision {rev} outside {start}..={current}");
+        ensure!(
+            rev > start && rev <= current,
+            "acknowledged revision {rev} outside {start}..={current}"
+        );
     }
     // Nothing acknowledged was overwritten by an older state: each key's latest version is at
     // least as new as its last acknowledged write.
     for (key, rev) in newest {
         if let Some(kv) = store.get(key, None).await? {
-            ensure!(kv.mod_revision >= rev, "{key} went back from {rev} to {}", kv.mod_revision);
+            ensure!(
+                kv.mod_revision >= rev,
+                "{key} went back from {rev} to {}",
+                kv.mod_revision
+            );
         }
     }
     let count = acks.len();

@@ -1,6 +1,11 @@
 //! What only the embedded backend has to get right: its file survives restarts, refuses to be
 //! shared, reports damage instead of working on it, and stays bounded under endless churn.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "in a test, a failed unwrap is a failed test"
+)]
+
 mod common;
 
 use std::path::Path;
@@ -19,7 +24,9 @@ fn quiet_options() -> SqliteOptions {
 }
 
 async fn open(dir: &Path) -> SqliteStore {
-    SqliteStore::open(dir, quiet_options()).await.expect("open store")
+    SqliteStore::open(dir, quiet_options())
+        .await
+        .expect("open store")
 }
 
 /// Bytes the store occupies on disk: the database and its write-ahead log.
@@ -36,7 +43,10 @@ async fn data_and_revision_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
     let a = store.create("/a", Bytes::from_static(b"1")).await.unwrap();
-    let a2 = store.update("/a", Bytes::from_static(b"2"), a).await.unwrap();
+    let a2 = store
+        .update("/a", Bytes::from_static(b"2"), a)
+        .await
+        .unwrap();
     let b = store.create("/b", Bytes::from_static(b"x")).await.unwrap();
     let (_, deleted) = store.delete("/b", Some(b)).await.unwrap();
     store.close().await;
@@ -44,9 +54,16 @@ async fn data_and_revision_survive_a_reopen() {
     let store = open(dir.path()).await;
     assert_eq!(store.current_revision().await.unwrap(), deleted);
     let kv = store.get("/a", None).await.unwrap().unwrap();
-    assert_eq!((kv.value, kv.create_revision, kv.mod_revision), (Bytes::from_static(b"2"), a, a2));
+    assert_eq!(
+        (kv.value, kv.create_revision, kv.mod_revision),
+        (Bytes::from_static(b"2"), a, a2)
+    );
     assert!(store.get("/b", None).await.unwrap().is_none());
-    assert_eq!(store.get("/a", Some(a)).await.unwrap().unwrap().value, Bytes::from_static(b"1"), "history survives too");
+    assert_eq!(
+        store.get("/a", Some(a)).await.unwrap().unwrap().value,
+        Bytes::from_static(b"1"),
+        "history survives too"
+    );
     let next = store.create("/c", Bytes::new()).await.unwrap();
     assert_eq!(next, deleted + 1, "revisions continue where they were");
     // A watch after a reopen replays history written before it.
@@ -58,14 +75,22 @@ async fn data_and_revision_survive_a_reopen() {
 async fn a_second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
-    let err = SqliteStore::open(dir.path(), quiet_options()).await.unwrap_err();
+    let err = SqliteStore::open(dir.path(), quiet_options())
+        .await
+        .unwrap_err();
     match &err {
         Error::Locked { holder, .. } => {
-            assert_eq!(holder.as_deref(), Some(std::process::id().to_string().as_str()));
+            assert_eq!(
+                holder.as_deref(),
+                Some(std::process::id().to_string().as_str())
+            );
         }
         other => panic!("expected Locked, got {other}"),
     }
-    assert!(err.to_string().contains("in use by another process"), "{err}");
+    assert!(
+        err.to_string().contains("in use by another process"),
+        "{err}"
+    );
     store.close().await;
     // Released on close.
     open(dir.path()).await.close().await;
@@ -75,7 +100,10 @@ async fn filled_store(dir: &Path) {
     let store = open(dir).await;
     let value = Bytes::from(vec![b'v'; 2000]);
     for i in 0..500 {
-        store.create(&format!("/k/{i:04}"), value.clone()).await.unwrap();
+        store
+            .create(&format!("/k/{i:04}"), value.clone())
+            .await
+            .unwrap();
     }
     store.close().await;
 }
@@ -84,7 +112,8 @@ async fn filled_store(dir: &Path) {
 /// the test can damage the main file.
 fn checkpoint(dir: &Path) {
     let conn = rusqlite::Connection::open(dir.join("state.db")).unwrap();
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
 }
 
 #[tokio::test]
@@ -100,10 +129,16 @@ async fn a_corrupt_database_is_reported_not_used() {
         *byte = 0x5a;
     }
     std::fs::write(&path, &bytes).unwrap();
-    let err = SqliteStore::open(dir.path(), quiet_options()).await.unwrap_err();
+    let err = SqliteStore::open(dir.path(), quiet_options())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "got {err}");
     assert!(err.to_string().contains("is damaged"), "{err}");
-    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the damaged file is left as it was");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the damaged file is left as it was"
+    );
 }
 
 #[tokio::test]
@@ -113,8 +148,15 @@ async fn a_truncated_database_is_reported_not_used() {
     checkpoint(dir.path());
     let path = dir.path().join("state.db");
     let len = std::fs::metadata(&path).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len / 2).unwrap();
-    let err = SqliteStore::open(dir.path(), quiet_options()).await.unwrap_err();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let err = SqliteStore::open(dir.path(), quiet_options())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "got {err}");
 }
 
@@ -122,7 +164,9 @@ async fn a_truncated_database_is_reported_not_used() {
 async fn a_file_that_is_not_a_database_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("state.db"), vec![0x42u8; 8192]).unwrap();
-    let err = SqliteStore::open(dir.path(), quiet_options()).await.unwrap_err();
+    let err = SqliteStore::open(dir.path(), quiet_options())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "got {err}");
 }
 
@@ -137,7 +181,12 @@ async fn background_compaction_keeps_the_window_and_disk_use_bounded() {
     let value = Bytes::from(vec![b'v'; 1000]);
     let mut revs = Vec::new();
     for i in 0..100 {
-        revs.push(store.create(&format!("/churn/{i:03}"), value.clone()).await.unwrap());
+        revs.push(
+            store
+                .create(&format!("/churn/{i:03}"), value.clone())
+                .await
+                .unwrap(),
+        );
     }
 
     // Endless churn, in rounds: update every key, delete and recreate some.
@@ -155,28 +204,55 @@ async fn background_compaction_keeps_the_window_and_disk_use_bounded() {
             }
         }
         let current = store.current_revision().await.unwrap();
-        eventually(Duration::from_secs(20), "background compaction to catch up", || async {
-            store.compacted_revision().await.unwrap() >= current - 500
-        })
+        eventually(
+            Duration::from_secs(20),
+            "background compaction to catch up",
+            || async { store.compacted_revision().await.unwrap() >= current - 500 },
+        )
         .await;
         sizes.push(disk_use(dir.path()));
     }
     let current = store.current_revision().await.unwrap();
     let compacted = store.compacted_revision().await.unwrap();
     assert!(current > 8000, "the churn wrote {current} revisions");
-    assert!(current - compacted <= 500 + 200, "history window kept: {compacted}..{current}");
+    assert!(
+        current - compacted <= 500 + 200,
+        "history window kept: {compacted}..{current}"
+    );
     // Old history is gone, recent history is still readable.
     assert!(matches!(
         store.get("/churn/000", Some(compacted - 1)).await,
         Err(Error::Compacted { .. })
     ));
-    assert!(store.list("/churn/", ListOptions { revision: Some(compacted), ..Default::default() }).await.is_ok());
-    assert_eq!(store.list("/churn/", ListOptions::default()).await.unwrap().kvs.len(), 100);
+    assert!(
+        store
+            .list(
+                "/churn/",
+                ListOptions {
+                    revision: Some(compacted),
+                    ..Default::default()
+                }
+            )
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        store
+            .list("/churn/", ListOptions::default())
+            .await
+            .unwrap()
+            .kvs
+            .len(),
+        100
+    );
     // The file stops growing once the churn is steady: the later rounds need no more room
     // than the first ones did (freed pages are reused), with a little slack for the WAL.
     eprintln!("disk use per round: {sizes:?}");
     let early = sizes[..3].iter().max().copied().unwrap();
     let late = sizes[5..].iter().max().copied().unwrap();
-    assert!(late <= early + early / 4, "disk use grew under steady churn: {sizes:?}");
+    assert!(
+        late <= early + early / 4,
+        "disk use grew under steady churn: {sizes:?}"
+    );
     store.close().await;
 }

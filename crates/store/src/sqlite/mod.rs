@@ -26,7 +26,9 @@ use bytes::Bytes;
 use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::{Error, Event, KeyValue, ListOptions, ListResult, Result, Revision, Store, WatchStream};
+use crate::{
+    Error, Event, KeyValue, ListOptions, ListResult, Result, Revision, Store, WatchStream,
+};
 use writer::{Op, Request, Written};
 
 /// Committed events of one transaction, shared by every watcher.
@@ -80,10 +82,10 @@ impl Shared {
                 Error::Sqlite(e) => schema::classify(&shared.path, e),
                 other => other,
             });
-            if let Ok(mut idle) = shared.readers.lock() {
-                if idle.len() < MAX_IDLE_READERS {
-                    idle.push(conn);
-                }
+            if let Ok(mut idle) = shared.readers.lock()
+                && idle.len() < MAX_IDLE_READERS
+            {
+                idle.push(conn);
             }
             result
         })
@@ -137,6 +139,7 @@ impl SqliteStore {
             shared: Arc::clone(&shared),
             events: events.clone(),
             lock,
+            history_revisions: options.history_revisions,
         };
         let writer = std::thread::Builder::new()
             .name("cox-store-writer".into())
@@ -218,10 +221,10 @@ async fn compact_in_background(
             return;
         };
         let target = shared.revision.load(Ordering::Acquire) - options.history_revisions;
-        if target > shared.compacted.load(Ordering::Acquire) {
-            if let Err(err) = SqliteStore::compact_to(&requests, target).await {
-                tracing::warn!(error = %err, target, "background compaction failed");
-            }
+        if target > shared.compacted.load(Ordering::Acquire)
+            && let Err(err) = SqliteStore::compact_to(&requests, target).await
+        {
+            tracing::warn!(error = %err, target, "background compaction failed");
         }
     }
 }

@@ -19,7 +19,11 @@ fn snapshot(conn: &Connection) -> Result<(Revision, Revision)> {
 }
 
 /// Resolves the revision a read asks for against the snapshot.
-fn read_revision(requested: Option<Revision>, current: Revision, compacted: Revision) -> Result<Revision> {
+fn read_revision(
+    requested: Option<Revision>,
+    current: Revision,
+    compacted: Revision,
+) -> Result<Revision> {
     match requested {
         None => Ok(current),
         Some(r) if r < compacted => Err(Error::Compacted {
@@ -73,7 +77,11 @@ pub(crate) fn get(
     Ok(found)
 }
 
-pub(crate) fn list(conn: &mut Connection, prefix: &str, options: &ListOptions) -> Result<ListResult> {
+pub(crate) fn list(
+    conn: &mut Connection,
+    prefix: &str,
+    options: &ListOptions,
+) -> Result<ListResult> {
     let tx = conn.transaction()?;
     let (current, compacted) = snapshot(&tx)?;
     let at = read_revision(options.revision, current, compacted)?;

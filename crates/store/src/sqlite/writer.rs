@@ -68,6 +68,8 @@ pub(crate) struct Writer {
     pub(crate) events: broadcast::Sender<Batch>,
     /// Released only when the thread ends, after the connection is closed.
     pub(crate) lock: DirLock,
+    /// How many revisions of history to keep (see `SqliteOptions::history_revisions`).
+    pub(crate) history_revisions: Revision,
 }
 
 impl Writer {
@@ -88,6 +90,7 @@ impl Writer {
             }
             if !writes.is_empty() {
                 self.commit(&mut writes);
+                self.keep_pace();
             }
             for (up_to, reply) in compactions {
                 let result = self.compact_step(up_to);
@@ -157,6 +160,19 @@ impl Writer {
                     let _ = reply.send(Err(Error::Internal(reason.clone())));
                 }
             }
+        }
+    }
+
+    /// Under heavy writes, compacts one step whenever history has grown a full step past the
+    /// window, so compaction keeps pace with the writes instead of queueing behind them (the
+    /// background task covers quiet periods). Writes pay for their own history this way.
+    fn keep_pace(&mut self) {
+        let revision = self.shared.revision.load(Ordering::Acquire);
+        let target = revision - self.history_revisions;
+        if target - self.shared.compacted.load(Ordering::Acquire) >= COMPACTION_STEP
+            && let Err(err) = self.compact_step(target)
+        {
+            tracing::warn!(error = %err, target, "compaction failed");
         }
     }
 

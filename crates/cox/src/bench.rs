@@ -1,0 +1,47 @@
+//! `cox bench`: the project's benchmarks (crate `cox-bench`).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// The store: SQLite and etcd backends beside raw etcd.
+    Store {
+        /// Small sizes: checks that the benchmark runs, in seconds; the figures mean little.
+        #[arg(long)]
+        smoke: bool,
+        /// The etcd binary to run for the etcd backend and the baseline.
+        #[arg(long, default_value = "etcd")]
+        etcd_binary: PathBuf,
+        /// Measure only these targets: sqlite, etcd, raw-etcd, raw-etcd-cas.
+        #[arg(long, value_delimiter = ',')]
+        targets: Vec<String>,
+    },
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    match args.what {
+        What::Store {
+            smoke,
+            etcd_binary,
+            targets,
+        } => {
+            let mut config = if smoke {
+                cox_bench::store::Config::smoke()
+            } else {
+                cox_bench::store::Config::full()
+            };
+            config.etcd_binary = etcd_binary;
+            config.only = targets;
+            cox_bench::store::run(&config).await?;
+        }
+    }
+    Ok(())
+}
