@@ -1,0 +1,14 @@
+//! Coxswain's API core: the Kubernetes API's rules as plain functions over data, with no I/O
+//! and no async runtime, so each is tested with plain data.
+//!
+//! - [`registry`]: every built-in resource served, with its names, scope, verbs, subresources
+//!   and storage key.
+//! - [`labels`], [`fields`]: label and field selectors.
+//! - [`validation`]: field errors and the name rules.
+//! - [`status`]: API errors as `metav1.Status`.
+
+pub mod fields;
+pub mod labels;
+pub mod registry;
+pub mod status;
+pub mod validation;
