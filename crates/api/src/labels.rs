@@ -48,12 +48,12 @@ impl Requirement {
             Operator::Exists | Operator::DoesNotExist if !values.is_empty() => {
                 return Err("values set must be empty for exists and does not exist".into());
             }
-            Operator::GreaterThan | Operator::LessThan => {
-                if values.len() != 1 || values[0].parse::<i64>().is_err() {
-                    return Err(
-                        "for 'Gt', 'Lt' operators, exactly one integer value is required".into(),
-                    );
-                }
+            Operator::GreaterThan | Operator::LessThan
+                if values.len() != 1 || values[0].parse::<i64>().is_err() =>
+            {
+                return Err(
+                    "for 'Gt', 'Lt' operators, exactly one integer value is required".into(),
+                );
             }
             _ => {}
         }
