@@ -6,9 +6,11 @@
 //! - [`labels`], [`fields`]: label and field selectors.
 //! - [`validation`]: field errors and the name rules.
 //! - [`status`]: API errors as `metav1.Status`.
+//! - [`patch`]: JSON patch and merge patch.
 
 pub mod fields;
 pub mod labels;
+pub mod patch;
 pub mod registry;
 pub mod status;
 pub mod validation;

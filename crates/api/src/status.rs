@@ -71,6 +71,14 @@ pub struct Cause {
     pub field: String,
 }
 
+/// The `details` of a failed `Status`; boxed in [`ApiError`], since most errors have none.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Details {
+    pub target: Option<Target>,
+    pub causes: Vec<Cause>,
+    pub retry_after_seconds: Option<u32>,
+}
+
 /// An error the API answers with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -78,9 +86,7 @@ pub struct ApiError {
     pub code: u16,
     pub reason: Reason,
     pub message: String,
-    pub target: Option<Target>,
-    pub causes: Vec<Cause>,
-    pub retry_after_seconds: Option<u32>,
+    pub details: Option<Box<Details>>,
 }
 
 /// `pods` for the core group, `deployments.apps` otherwise: how upstream names a resource in
@@ -99,19 +105,26 @@ impl ApiError {
             code,
             reason,
             message: message.into(),
-            target: None,
-            causes: Vec::new(),
-            retry_after_seconds: None,
+            details: None,
         }
     }
 
+    fn details_mut(&mut self) -> &mut Details {
+        self.details.get_or_insert_with(Default::default)
+    }
+
     fn about(mut self, group: &str, resource: &str, name: &str) -> Self {
-        self.target = Some(Target {
+        self.details_mut().target = Some(Target {
             group: group.to_owned(),
             kind: resource.to_owned(),
             name: name.to_owned(),
         });
         self
+    }
+
+    /// Seconds the client should wait before retrying, if the error says.
+    pub fn retry_after_seconds(&self) -> Option<u32> {
+        self.details.as_ref().and_then(|d| d.retry_after_seconds)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -225,12 +238,12 @@ impl ApiError {
             Reason::Invalid,
             format!("{kind} \"{name}\" is invalid: {summary}"),
         );
-        error.target = Some(Target {
+        error.details_mut().target = Some(Target {
             group: group.to_owned(),
             kind: kind.to_owned(),
             name: name.to_owned(),
         });
-        error.causes = errors
+        error.details_mut().causes = errors
             .iter()
             .map(|e| Cause {
                 reason: e.kind.reason().to_owned(),
@@ -285,7 +298,7 @@ impl ApiError {
             Reason::TooManyRequests,
             "Too many requests, please try again later.",
         );
-        error.retry_after_seconds = Some(retry_after_seconds);
+        error.details_mut().retry_after_seconds = Some(retry_after_seconds);
         error
     }
 
@@ -313,7 +326,9 @@ impl ApiError {
             "code": self.code,
         });
         let mut details = serde_json::Map::new();
-        if let Some(target) = &self.target {
+        let empty = Details::default();
+        let extra = self.details.as_deref().unwrap_or(&empty);
+        if let Some(target) = &extra.target {
             if !target.name.is_empty() {
                 details.insert("name".into(), json!(target.name));
             }
@@ -324,15 +339,15 @@ impl ApiError {
                 details.insert("kind".into(), json!(target.kind));
             }
         }
-        if !self.causes.is_empty() {
-            let causes: Vec<Value> = self
+        if !extra.causes.is_empty() {
+            let causes: Vec<Value> = extra
                 .causes
                 .iter()
                 .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
                 .collect();
             details.insert("causes".into(), Value::Array(causes));
         }
-        if let Some(seconds) = self.retry_after_seconds {
+        if let Some(seconds) = extra.retry_after_seconds {
             details.insert("retryAfterSeconds".into(), json!(seconds));
         }
         if !details.is_empty() {

@@ -1,10 +1,15 @@
-//! `cox server`: the control plane. Today that is the store; the API server, controllers and
-//! node components join here as they land (see the README's status section).
+//! `cox server`: the control plane: the store and the API server (controllers and node
+//! components join here as they land; see the README's status section).
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use cox_apiserver::authn::Tokens;
+use cox_apiserver::bootstrap::{self, KubernetesService};
+use cox_apiserver::tls::{ClusterCerts, ServingNames};
+use cox_apiserver::{ApiServer, Config, kubeconfig};
 use cox_store::Store;
 use cox_store::etcd::EtcdStore;
 use cox_store::sqlite::{SqliteOptions, SqliteStore};
@@ -18,6 +23,59 @@ pub struct Args {
     /// embedded SQLite store.
     #[arg(long, value_delimiter = ',')]
     datastore_endpoint: Vec<String>,
+    /// The port the API server serves HTTPS on.
+    #[arg(long, default_value_t = 6443)]
+    https_listen_port: u16,
+    /// The address the API server listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+    /// This node's IP: in the serving certificate and the `kubernetes` endpoints. Default:
+    /// the address of the default route's interface, or 127.0.0.1.
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    /// Where to write the admin kubeconfig.
+    #[arg(long, default_value = "/etc/cox/cox.yaml")]
+    write_kubeconfig: PathBuf,
+    /// Services' virtual IP range; its first address is the `kubernetes` Service's.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: String,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Bearer tokens, upstream's CSV format: `token,user,uid,"group1,group2"`.
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+}
+
+/// The first host address of an IPv4 CIDR (`10.43.0.0/16` → `10.43.0.1`).
+fn first_service_ip(cidr: &str) -> Result<IpAddr> {
+    let (network, bits) = cidr
+        .split_once('/')
+        .context("--service-cidr must be ADDRESS/BITS")?;
+    let network: Ipv4Addr = network.parse().context("--service-cidr address")?;
+    let bits: u32 = bits.parse().context("--service-cidr prefix length")?;
+    if bits > 30 {
+        bail!("--service-cidr {cidr} is too small");
+    }
+    Ok(IpAddr::V4(Ipv4Addr::from(u32::from(network) + 1)))
+}
+
+/// The local address the kernel would use for the default route, found without sending
+/// anything (connecting a UDP socket only selects a route); 127.0.0.1 without one.
+fn detect_node_ip() -> IpAddr {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| {
+            socket.connect("10.255.255.255:9")?;
+            socket.local_addr()
+        })
+        .map(|addr| addr.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -35,12 +93,50 @@ pub async fn run(args: Args) -> Result<()> {
         tracing::info!(endpoints = ?args.datastore_endpoint, "etcd store connected");
         Arc::new(store)
     };
-    let revision = store.current_revision().await?;
-    tracing::info!(
-        revision,
-        "store ready; the API server is not built yet, so nothing else is served (see README)"
-    );
-    shutdown_signal().await?;
+
+    let node_ip = args.node_ip.unwrap_or_else(detect_node_ip);
+    let service_ip = first_service_ip(&args.service_cidr)?;
+    let names = ServingNames::standard(node_ip, service_ip, &hostname(), &args.cluster_domain);
+    let tls_dir = args.data_dir.join("server").join("tls");
+    let certs = ClusterCerts::load_or_create(&tls_dir, &names)
+        .with_context(|| format!("preparing certificates in {}", tls_dir.display()))?;
+    let tokens = match &args.token_auth_file {
+        Some(path) => Tokens::load(path).with_context(|| format!("reading {}", path.display()))?,
+        None => Tokens::default(),
+    };
+    let config = Config {
+        advertise_address: format!("{node_ip}:{}", args.https_listen_port),
+        certs: certs.clone(),
+        tokens,
+    };
+    let server = ApiServer::new(store, config);
+    bootstrap::run(
+        server.rest(),
+        &KubernetesService {
+            cluster_ip: service_ip,
+            endpoint_ip: node_ip,
+            port: args.https_listen_port,
+        },
+    )
+    .await
+    .context("creating the default namespaces and the kubernetes service")?;
+
+    let listen = SocketAddr::new(args.bind_address, args.https_listen_port);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let url = format!("https://127.0.0.1:{}", args.https_listen_port);
+    kubeconfig::write(&certs, &url, &args.write_kubeconfig)
+        .with_context(|| format!("writing {}", args.write_kubeconfig.display()))?;
+    tracing::info!(%listen, kubeconfig = %args.write_kubeconfig.display(), "API server ready");
+
+    server
+        .serve(listener, async {
+            if let Err(err) = shutdown_signal().await {
+                tracing::error!(error = %err, "waiting for a shutdown signal");
+            }
+        })
+        .await?;
     tracing::info!("shutting down");
     Ok(())
 }

@@ -1,0 +1,137 @@
+//! What exists after start, as on upstream: the namespaces `default`, `kube-system`,
+//! `kube-public` and `kube-node-lease`, and the `kubernetes` Service with its Endpoints and
+//! EndpointSlice pointing at this API server. Written through the REST layer, so the same
+//! defaulting and validation apply; re-running on every start keeps the endpoints current.
+
+use std::net::IpAddr;
+
+use cox_api::registry;
+use cox_api::status::ApiError;
+use serde_json::{Value, json};
+
+use crate::request::{Query, ResourceRequest};
+use crate::rest::Rest;
+
+/// Where the `kubernetes` Service points.
+#[derive(Debug, Clone)]
+pub struct KubernetesService {
+    pub cluster_ip: IpAddr,
+    pub endpoint_ip: IpAddr,
+    pub port: u16,
+}
+
+fn request(group: &str, resource: &str, namespace: Option<&str>, name: &str) -> ResourceRequest {
+    ResourceRequest {
+        group: group.into(),
+        version: "v1".into(),
+        namespace: namespace.map(str::to_owned),
+        resource: resource.into(),
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+/// Creates `object`, or replaces the stored one when `replace` and it differs.
+async fn ensure(
+    rest: &Rest,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    name: &str,
+    object: Value,
+    replace: bool,
+) -> Result<(), ApiError> {
+    let Some(found) = registry::find(group, "v1", resource) else {
+        return Err(ApiError::internal(format!(
+            "{resource} is not a known resource"
+        )));
+    };
+    let query = Query::default();
+    let req = request(group, resource, namespace, name);
+    match rest.create(found, &req, &query, object.clone()).await {
+        Ok(_) => Ok(()),
+        Err(err) if err.code == 409 && replace => {
+            rest.update(found, &req, &query, object).await.map(|_| ())
+        }
+        Err(err) if err.code == 409 => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+pub async fn run(rest: &Rest, service: &KubernetesService) -> Result<(), ApiError> {
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        ensure(
+            rest,
+            "",
+            "namespaces",
+            None,
+            name,
+            json!({"metadata": {"name": name}}),
+            false,
+        )
+        .await?;
+    }
+    let ip = service.cluster_ip.to_string();
+    let family = if service.cluster_ip.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    };
+    let svc = json!({
+        "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": ip,
+            "clusterIPs": [ip],
+            "ipFamilies": [family],
+            "ipFamilyPolicy": "SingleStack",
+            "internalTrafficPolicy": "Cluster",
+            "sessionAffinity": "None",
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": service.port}],
+        },
+    });
+    ensure(
+        rest,
+        "",
+        "services",
+        Some("default"),
+        "kubernetes",
+        svc,
+        false,
+    )
+    .await?;
+    let endpoint = service.endpoint_ip.to_string();
+    let endpoints = json!({
+        "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": endpoint}], "ports": [{"name": "https", "port": service.port, "protocol": "TCP"}]}],
+    });
+    ensure(
+        rest,
+        "",
+        "endpoints",
+        Some("default"),
+        "kubernetes",
+        endpoints,
+        true,
+    )
+    .await?;
+    let slice = json!({
+        "metadata": {"name": "kubernetes", "labels": {
+            "kubernetes.io/service-name": "kubernetes",
+            "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+        }},
+        "addressType": if service.endpoint_ip.is_ipv4() { "IPv4" } else { "IPv6" },
+        "endpoints": [{"addresses": [endpoint], "conditions": {"ready": true}}],
+        "ports": [{"name": "https", "port": service.port, "protocol": "TCP"}],
+    });
+    ensure(
+        rest,
+        "discovery.k8s.io",
+        "endpointslices",
+        Some("default"),
+        "kubernetes",
+        slice,
+        true,
+    )
+    .await
+}

@@ -1,0 +1,178 @@
+//! Bodies in and out: the request size limit, decoding by content type, and responses (JSON
+//! objects, `Status` errors, streams).
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use cox_api::status::ApiError;
+use futures::Stream;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use serde_json::Value;
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Upstream's limit on request bodies.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+pub const JSON: &str = "application/json";
+
+/// Reads the whole body, refusing more than [`MAX_BODY_BYTES`] with 413.
+pub async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err)
+            if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::too_large(MAX_BODY_BYTES))
+        }
+        Err(err) => Err(ApiError::bad_request(format!(
+            "reading the request body: {err}"
+        ))),
+    }
+}
+
+/// The media type of a `Content-Type` value, without parameters.
+pub fn media_type(content_type: Option<&HeaderValue>) -> String {
+    content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Decodes a JSON (or YAML-as-JSON) body into a JSON object.
+pub fn decode_object(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
+    match content_type {
+        "" | "application/json" | "*/*" => {}
+        "application/vnd.kubernetes.protobuf" => {
+            return Err(ApiError::unsupported_media_type(content_type));
+        }
+        other if other.ends_with("+json") => {}
+        other => return Err(ApiError::unsupported_media_type(other)),
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as JSON: {e}"
+        ))
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
+    }
+    Ok(value)
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
+    json_with_type(status, value, JSON)
+}
+
+pub fn json_with_type(status: StatusCode, value: &Value, content_type: &str) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+pub fn error(err: &ApiError) -> Response<Body> {
+    let status = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json(status, &err.to_status());
+    if let Some(seconds) = err.retry_after_seconds() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// A streamed body (watches): each item is sent as it comes.
+pub fn stream(
+    content_type: &'static str,
+    chunks: impl Stream<Item = Bytes> + Send + Sync + 'static,
+) -> Response<Body> {
+    use futures::StreamExt;
+    let frames = chunks.map(|chunk| Ok::<_, Infallible>(Frame::data(chunk)));
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(frames)));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    response
+}
+
+/// True when the client asked for aggregated discovery (`as=APIGroupDiscoveryList`, v2).
+pub fn wants_aggregated_discovery(accept: Option<&HeaderValue>) -> bool {
+    accept.and_then(|v| v.to_str().ok()).is_some_and(|accept| {
+        accept.split(',').any(|part| {
+            let params: Vec<&str> = part.split(';').map(str::trim).collect();
+            params.contains(&"as=APIGroupDiscoveryList")
+                && params.contains(&"g=apidiscovery.k8s.io")
+                && params.contains(&"v=v2")
+        })
+    })
+}
+
+/// The content type of an aggregated discovery answer.
+pub const AGGREGATED_DISCOVERY: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregated_discovery_negotiation() {
+        let kubectl = HeaderValue::from_static(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json",
+        );
+        assert!(wants_aggregated_discovery(Some(&kubectl)));
+        assert!(!wants_aggregated_discovery(Some(
+            &HeaderValue::from_static("application/json")
+        )));
+        assert!(!wants_aggregated_discovery(None));
+    }
+
+    #[test]
+    fn body_decoding() {
+        assert!(decode_object(br#"{"a":1}"#, "application/json").is_ok());
+        assert_eq!(
+            decode_object(b"{", "application/json").unwrap_err().code,
+            400
+        );
+        assert_eq!(
+            decode_object(b"[1]", "application/json").unwrap_err().code,
+            400
+        );
+        assert_eq!(decode_object(b"x", "text/plain").unwrap_err().code, 415);
+        assert_eq!(
+            decode_object(b"x", "application/vnd.kubernetes.protobuf")
+                .unwrap_err()
+                .code,
+            415
+        );
+    }
+}

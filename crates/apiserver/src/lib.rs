@@ -1,0 +1,26 @@
+//! Coxswain's API server: the Kubernetes REST API over HTTPS, on the store.
+//!
+//! - [`tls`]: the cluster CA, serving and admin certificates; [`kubeconfig`]: the admin
+//!   kubeconfig.
+//! - [`server`]: TLS, HTTP/1.1 and HTTP/2, authentication ([`authn`]), authorization (the
+//!   [`server::Authorizer`] trait), routing ([`request`]) and dispatch.
+//! - [`discovery`]: legacy and aggregated discovery from `cox_api::registry`.
+//! - [`rest`]: get, list, create, update, patch, delete, deletecollection; [`watch`]: watches;
+//!   [`objects`]: metadata rules of creates and updates.
+//! - [`bootstrap`]: the default namespaces and the `kubernetes` Service.
+//! - [`metrics`]: the `/metrics` endpoint.
+
+pub mod authn;
+pub mod bootstrap;
+pub mod discovery;
+pub mod http;
+pub mod kubeconfig;
+pub mod metrics;
+pub mod objects;
+pub mod request;
+pub mod rest;
+pub mod server;
+pub mod tls;
+pub mod watch;
+
+pub use server::{ApiServer, Config};

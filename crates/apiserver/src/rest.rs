@@ -1,0 +1,672 @@
+//! The REST verbs on stored resources: get, list, create, update, patch, delete,
+//! deletecollection (watch is in [`crate::watch`]). Each reads and writes the store with
+//! compare-and-swap on the revision, so concurrent writers get 409s, never lost updates.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use cox_api::fields::{self, FieldSelector};
+use cox_api::labels::Selector;
+use cox_api::patch::{self, PatchType};
+use cox_api::registry::Resource;
+use cox_api::status::{self, ApiError};
+use cox_store::{Error as StoreError, KeyValue, ListOptions, Store};
+use http::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::http::{self as h, Body};
+use crate::objects::{self, UpdateScope};
+use crate::request::{Query, ResourceRequest};
+
+/// How many times a write that raced with another is retried before giving up with 409.
+const MAX_RETRIES: usize = 16;
+
+/// Maps a store failure onto the API's errors.
+pub fn store_error(resource: &Resource, name: &str, err: StoreError) -> ApiError {
+    match err {
+        StoreError::NotFound { .. } => ApiError::not_found(resource.group, resource.plural, name),
+        StoreError::AlreadyExists { .. } => {
+            ApiError::already_exists(resource.group, resource.plural, name)
+        }
+        StoreError::Conflict { .. } => {
+            ApiError::conflict(resource.group, resource.plural, name, ApiError::MODIFIED)
+        }
+        StoreError::Compacted {
+            requested,
+            compacted,
+        } => ApiError::expired(format!(
+            "too old resource version: {requested} ({compacted})"
+        )),
+        StoreError::FutureRevision { requested, current } => ApiError::timeout(format!(
+            "Too large resource version: {requested}, current: {current}"
+        )),
+        StoreError::TooLarge { .. } => ApiError::too_large(cox_store::MAX_WRITE_BYTES),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// The decoded object of a stored version, with its resourceVersion.
+pub fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
+    let mut object: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key)))?;
+    objects::set_resource_version(&mut object, kv.mod_revision);
+    Ok(object)
+}
+
+fn encode(object: &Value) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(object)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(format!("encoding an object: {e}")))
+}
+
+fn dry_run(query: &Query) -> Result<bool, ApiError> {
+    match query.all("dryRun") {
+        [] => Ok(false),
+        [all] if all == "All" => Ok(true),
+        other => Err(ApiError::bad_request(format!(
+            "unsupported dry run option: {}",
+            other.join(",")
+        ))),
+    }
+}
+
+/// The selectors of a list, watch or deletecollection.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub labels: Selector,
+    pub fields: FieldSelector,
+    group: &'static str,
+    resource: &'static str,
+}
+
+impl Filter {
+    pub fn from_query(resource: &Resource, query: &Query) -> Result<Self, ApiError> {
+        let labels = Selector::parse(query.get("labelSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+        let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))
+            .map_err(ApiError::bad_request)?;
+        fields
+            .check_supported(resource.group, resource.plural)
+            .map_err(ApiError::bad_request)?;
+        Ok(Self {
+            labels,
+            fields,
+            group: resource.group,
+            resource: resource.plural,
+        })
+    }
+
+    pub fn matches(&self, object: &Value) -> bool {
+        self.labels.matches_json(object.pointer("/metadata/labels"))
+            && (self.fields.is_everything()
+                || self
+                    .fields
+                    .matches(&fields::fields_of(self.group, self.resource, object)))
+    }
+}
+
+/// The continue token: where the next page starts, and the revision of the whole list.
+/// Encoded as upstream encodes it, so its shape is familiar: base64 of
+/// `{"v":"meta.k8s.io/v1","rv":N,"start":"<key after the prefix>"}`.
+fn encode_continue(revision: i64, last_key: &str, prefix: &str) -> String {
+    let start = last_key.strip_prefix(prefix).unwrap_or(last_key);
+    let token = json!({"v": "meta.k8s.io/v1", "rv": revision, "start": format!("{start}\u{0}")});
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token.to_string())
+}
+
+fn decode_continue(token: &str, prefix: &str) -> Result<(i64, String), ApiError> {
+    let invalid = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| invalid())?;
+    let value: Value = serde_json::from_slice(&raw).map_err(|_| invalid())?;
+    let revision = value
+        .get("rv")
+        .and_then(Value::as_i64)
+        .ok_or_else(invalid)?;
+    let start = value
+        .get("start")
+        .and_then(Value::as_str)
+        .ok_or_else(invalid)?;
+    let start = start.strip_suffix('\u{0}').unwrap_or(start);
+    if start.contains("..") || start.starts_with('/') {
+        return Err(invalid());
+    }
+    Ok((revision, format!("{prefix}{start}")))
+}
+
+/// The API's handlers over one store.
+#[derive(Debug, Clone)]
+pub struct Rest {
+    pub store: Arc<dyn Store>,
+}
+
+/// Strips what list items do not carry (upstream lists omit each item's apiVersion and kind).
+fn as_list_item(mut object: Value) -> Value {
+    if let Some(map) = object.as_object_mut() {
+        map.remove("apiVersion");
+        map.remove("kind");
+    }
+    object
+}
+
+impl Rest {
+    fn key(resource: &Resource, request: &ResourceRequest) -> String {
+        resource.key(request.namespace.as_deref(), &request.name)
+    }
+
+    async fn current(
+        &self,
+        resource: &Resource,
+        request: &ResourceRequest,
+    ) -> Result<KeyValue, ApiError> {
+        self.store
+            .get(&Self::key(resource, request), None)
+            .await
+            .map_err(|e| store_error(resource, &request.name, e))?
+            .ok_or_else(|| ApiError::not_found(resource.group, resource.plural, &request.name))
+    }
+
+    pub async fn get(
+        &self,
+        resource: &Resource,
+        request: &ResourceRequest,
+    ) -> Result<Value, ApiError> {
+        decode(&self.current(resource, request).await?)
+    }
+
+    /// A list, one page of it with `limit`, filtered by the selectors, at one revision.
+    pub async fn list(
+        &self,
+        resource: &Resource,
+        request: &ResourceRequest,
+        query: &Query,
+    ) -> Result<Value, ApiError> {
+        let filter = Filter::from_query(resource, query)?;
+        let prefix = resource.key(request.namespace.as_deref(), "");
+        let limit: Option<usize> = match query.get("limit") {
+            None | Some("") => None,
+            Some(limit) => Some(limit.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid limit {limit:?}: must be a non-negative integer"
+                ))
+            })?),
+        }
+        .filter(|&l| l > 0);
+        let (mut revision, mut start_after) = match query.get("continue").filter(|c| !c.is_empty())
+        {
+            Some(token) => {
+                let (revision, start) = decode_continue(token, &prefix)?;
+                (Some(revision), Some(start))
+            }
+            None => (self.requested_revision(query).await?, None),
+        };
+        let mut items = Vec::new();
+        let mut continue_token = None;
+        loop {
+            let want = limit.map(|l| l - items.len());
+            let page = match self
+                .store
+                .list(
+                    &prefix,
+                    ListOptions {
+                        start_after: start_after.clone(),
+                        limit: want,
+                        revision,
+                    },
+                )
+                .await
+            {
+                Ok(page) => page,
+                Err(StoreError::Compacted { .. }) if query.get("continue").is_some() => {
+                    return Err(ApiError::expired(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                    ));
+                }
+                Err(err) => return Err(store_error(resource, "", err)),
+            };
+            revision = Some(page.revision);
+            let last = page.kvs.last().map(|kv| kv.key.clone());
+            for kv in &page.kvs {
+                let object = decode(kv)?;
+                if filter.matches(&object) {
+                    items.push(as_list_item(object));
+                }
+            }
+            let full = limit.is_some_and(|l| items.len() >= l);
+            match (page.more, last) {
+                (true, Some(last)) if full => {
+                    continue_token = Some(encode_continue(page.revision, &last, &prefix));
+                    break;
+                }
+                (true, Some(last)) => start_after = Some(last),
+                _ => break,
+            }
+        }
+        let mut metadata = json!({"resourceVersion": revision.unwrap_or(0).to_string()});
+        if let Some(token) = continue_token {
+            metadata["continue"] = json!(token);
+        }
+        Ok(json!({
+            "kind": format!("{}List", resource.kind),
+            "apiVersion": resource.api_version(),
+            "metadata": metadata,
+            "items": items,
+        }))
+    }
+
+    /// The revision a list must be served at, from `resourceVersion` and
+    /// `resourceVersionMatch`; `None` for the latest.
+    async fn requested_revision(&self, query: &Query) -> Result<Option<i64>, ApiError> {
+        let rv = query.get("resourceVersion").unwrap_or("");
+        let parse = || {
+            rv.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "resourceVersion: Invalid value: {rv:?}: must be a non-negative integer"
+                ))
+            })
+        };
+        match query.get("resourceVersionMatch").unwrap_or("") {
+            "Exact" => {
+                if rv.is_empty() || rv == "0" {
+                    return Err(ApiError::bad_request(
+                        "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                    ));
+                }
+                Ok(Some(parse()?))
+            }
+            "" | "NotOlderThan" => {
+                if !rv.is_empty() && rv != "0" {
+                    let wanted = parse()?;
+                    let current = self
+                        .store
+                        .current_revision()
+                        .await
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    if wanted > current {
+                        return Err(ApiError::timeout(format!(
+                            "Too large resource version: {wanted}, current: {current}"
+                        )));
+                    }
+                }
+                Ok(None)
+            }
+            other => Err(ApiError::bad_request(format!(
+                "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+            ))),
+        }
+    }
+
+    /// Fails unless the namespace exists and is not being deleted.
+    async fn check_namespace(&self, namespace: &str) -> Result<(), ApiError> {
+        let key = format!("/registry/namespaces/{namespace}");
+        let found = self
+            .store
+            .get(&key, None)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let Some(kv) = found else {
+            return Err(ApiError::not_found("", "namespaces", namespace));
+        };
+        let object: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
+        if objects::str_at(&object, "/status/phase") == "Terminating" {
+            let mut err = ApiError::forbidden("", "create", "", "namespaces", namespace, None, "");
+            err.message = format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            );
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    pub async fn create(
+        &self,
+        resource: &Resource,
+        request: &ResourceRequest,
+        query: &Query,
+        mut object: Value,
+    ) -> Result<Value, ApiError> {
+        objects::prepare_create(resource, request.namespace.as_deref(), &mut object)?;
+        if resource.plural == "namespaces" {
+            default_namespace(&mut object);
+        }
+        let name = objects::str_at(&object, "/metadata/name").to_owned();
+        if let Some(namespace) = request.namespace.as_deref() {
+            self.check_namespace(namespace).await?;
+        }
+        if dry_run(query)? {
+            return Ok(object);
+        }
+        let key = resource.key(request.namespace.as_deref(), &name);
+        let revision = self
+            .store
+            .create(&key, encode(&object)?)
+            .await
+            .map_err(|e| store_error(resource, &name, e))?;
+        objects::set_resource_version(&mut object, revision);
+        Ok(object)
+    }
+
+    /// PUT: replaces the object (its status, on `/status`).
+    pub async fn update(
+        &self,
+        resource: &Resource,
+        request: &ResourceRequest,
+        query: &Query,
+        object: Value,
+    ) -> Result<Value, ApiError> {
+        let wanted_rv = objects::str_at(&object, "/metadata/resourceVersion").to_owned();
+        self.guarded_update(
+            resource,
+            request,
+            query,
+            !wanted_rv.is_empty(),
+            move |old, _| {
+                if !wanted_rv.is_empty()
+                    && objects::str_at(old, "/metadata/resourceVersion") != wanted_rv
+                {
+                    return Err(None);
+                }
+                Ok(object.clone())
+            },
+        )
+        .await
+    }
+
+    /// PATCH with JSON patch or merge patch.
+    pub async fn patch(
+        &self,
+        resource: &Resource,
+        request: &ResourceRequest,
+        query: &Query,
+        patch_type: PatchType,
+        body: Bytes,
+    ) -> Result<Value, ApiError> {
+        let group = resource.group;
+        let kind = resource.kind;
+        let name = request.name.clone();
+        self.guarded_update(resource, request, query, false, move |old, _| {
+            let patched = match patch_type {
+                PatchType::Json => patch::json_patch(old, &body),
+                PatchType::Merge => patch::merge_patch(old, &body),
+                PatchType::StrategicMerge | PatchType::Apply => unreachable_patch(),
+            };
+            let patched = patched.map_err(|e| Some(patch_error(group, kind, &name, e)))?;
+            // A resourceVersion in the patch is a precondition.
+            let wanted = objects::str_at(&patched, "/metadata/resourceVersion");
+            if !wanted.is_empty() && wanted != objects::str_at(old, "/metadata/resourceVersion") {
+                return Err(None);
+            }
+            Ok(patched)
+        })
+        .await
+    }
+
+    /// Reads, changes and writes back with compare-and-swap, retrying when another write got
+    /// in between (unless the client pinned the version: then that is its 409).
+    async fn guarded_update<F>(
+        &self,
+        resource: &Resource,
+        request: &ResourceRequest,
+        query: &Query,
+        pinned: bool,
+        change: F,
+    ) -> Result<Value, ApiError>
+    where
+        F: Fn(&Value, &KeyValue) -> Result<Value, Option<ApiError>>,
+    {
+        let scope = if request.subresource == "status" {
+            UpdateScope::Status
+        } else {
+            UpdateScope::Main
+        };
+        let dry = dry_run(query)?;
+        let conflict = || {
+            ApiError::conflict(
+                resource.group,
+                resource.plural,
+                &request.name,
+                ApiError::MODIFIED,
+            )
+        };
+        for _ in 0..MAX_RETRIES {
+            let current = self.current(resource, request).await?;
+            let old = decode(&current)?;
+            let mut new = change(&old, &current).map_err(|e| e.unwrap_or_else(conflict))?;
+            objects::prepare_update(resource, &old, &mut new, scope)?;
+            let mut unchanged = old.clone();
+            if let Some(metadata) = unchanged.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata.remove("resourceVersion");
+            }
+            if new == unchanged || dry {
+                objects::set_resource_version(&mut new, current.mod_revision);
+                return Ok(new);
+            }
+            match self
+                .store
+                .update(&current.key, encode(&new)?, current.mod_revision)
+                .await
+            {
+                Ok(revision) => {
+                    objects::set_resource_version(&mut new, revision);
+                    return Ok(new);
+                }
+                Err(StoreError::Conflict { .. }) if !pinned => continue,
+                Err(err) => return Err(store_error(resource, &request.name, err)),
+            }
+        }
+        Err(conflict())
+    }
+
+    /// DELETE of one object. Objects with finalizers are only marked; namespaces are marked
+    /// Terminating. Returns the answer body.
+    pub async fn delete(
+        &self,
+        resource: &Resource,
+        request: &ResourceRequest,
+        query: &Query,
+        options: &Value,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        let dry = dry_run(query)?
+            || options
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+        for _ in 0..MAX_RETRIES {
+            let current = self.current(resource, request).await?;
+            let object = decode(&current)?;
+            check_preconditions(resource, &request.name, &object, options)?;
+            let finalizers = object
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
+            let spec_finalizers = resource.plural == "namespaces"
+                && object
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty());
+            if finalizers || spec_finalizers {
+                let mut marked = object.clone();
+                if marked.pointer("/metadata/deletionTimestamp").is_none() {
+                    marked["metadata"]["deletionTimestamp"] = json!(objects::now());
+                    marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                }
+                if spec_finalizers {
+                    marked["status"]["phase"] = json!("Terminating");
+                }
+                if marked == object || dry {
+                    return Ok((StatusCode::OK, marked));
+                }
+                if let Some(metadata) = marked.get_mut("metadata").and_then(Value::as_object_mut) {
+                    metadata.remove("resourceVersion");
+                }
+                match self
+                    .store
+                    .update(&current.key, encode(&marked)?, current.mod_revision)
+                    .await
+                {
+                    Ok(revision) => {
+                        objects::set_resource_version(&mut marked, revision);
+                        return Ok((StatusCode::OK, marked));
+                    }
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(err) => return Err(store_error(resource, &request.name, err)),
+                }
+            }
+            if dry {
+                return Ok((StatusCode::OK, object));
+            }
+            match self
+                .store
+                .delete(&current.key, Some(current.mod_revision))
+                .await
+            {
+                Ok(_) => {
+                    let uid = objects::str_at(&object, "/metadata/uid");
+                    return Ok((
+                        StatusCode::OK,
+                        status::success(resource.group, resource.plural, &request.name, uid),
+                    ));
+                }
+                Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => continue,
+                Err(err) => return Err(store_error(resource, &request.name, err)),
+            }
+        }
+        Err(ApiError::conflict(
+            resource.group,
+            resource.plural,
+            &request.name,
+            ApiError::MODIFIED,
+        ))
+    }
+
+    /// DELETE of a collection: every object the selectors match; answers the list deleted.
+    pub async fn delete_collection(
+        &self,
+        resource: &Resource,
+        request: &ResourceRequest,
+        query: &Query,
+        options: &Value,
+    ) -> Result<Value, ApiError> {
+        let mut list_query = query.clone();
+        list_query.remove("limit");
+        list_query.remove("continue");
+        let list = self.list(resource, request, &list_query).await?;
+        let mut deleted = Vec::new();
+        for item in list["items"].as_array().cloned().unwrap_or_default() {
+            let name = objects::str_at(&item, "/metadata/name").to_owned();
+            let namespace = item
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let one = ResourceRequest {
+                name,
+                namespace,
+                ..request.clone()
+            };
+            match self.delete(resource, &one, query, options).await {
+                Ok(_) => deleted.push(item),
+                Err(err) if err.code == 404 => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(json!({
+            "kind": format!("{}List", resource.kind),
+            "apiVersion": resource.api_version(),
+            "metadata": {"resourceVersion": list["metadata"]["resourceVersion"].clone()},
+            "items": deleted,
+        }))
+    }
+}
+
+fn unreachable_patch() -> Result<Value, patch::PatchError> {
+    Err(patch::PatchError::Apply(
+        "this patch type is answered before it is applied".into(),
+    ))
+}
+
+fn patch_error(group: &str, kind: &str, name: &str, err: patch::PatchError) -> ApiError {
+    match err {
+        patch::PatchError::Decode(message) => ApiError::bad_request(message),
+        patch::PatchError::Apply(message) => {
+            let mut error = ApiError::invalid(group, kind, name, &[]);
+            error.message = message;
+            error
+        }
+    }
+}
+
+/// `preconditions.uid` and `preconditions.resourceVersion` of a DeleteOptions.
+fn check_preconditions(
+    resource: &Resource,
+    name: &str,
+    object: &Value,
+    options: &Value,
+) -> Result<(), ApiError> {
+    let conflict =
+        |detail: String| ApiError::conflict(resource.group, resource.plural, name, &detail);
+    if let Some(uid) = options
+        .pointer("/preconditions/uid")
+        .and_then(Value::as_str)
+    {
+        let actual = objects::str_at(object, "/metadata/uid");
+        if uid != actual {
+            return Err(conflict(format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+            )));
+        }
+    }
+    if let Some(rv) = options
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
+    {
+        let actual = objects::str_at(object, "/metadata/resourceVersion");
+        if rv != actual {
+            return Err(conflict(format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What upstream's namespace strategy fills in: the `kubernetes` finalizer and phase Active.
+pub fn default_namespace(object: &mut Value) {
+    if object.pointer("/spec/finalizers").is_none() {
+        object["spec"] = json!({"finalizers": ["kubernetes"]});
+    }
+    object["status"] = json!({"phase": "Active"});
+    let name = objects::str_at(object, "/metadata/name").to_owned();
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let labels = metadata.entry("labels").or_insert_with(|| json!({}));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert("kubernetes.io/metadata.name".into(), Value::String(name));
+        }
+    }
+}
+
+/// Builds the response for an object answer.
+pub fn respond(status: StatusCode, object: &Value) -> Response<Body> {
+    h::json(status, object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip_and_reject_garbage() {
+        let token = encode_continue(42, "/registry/pods/ns/web-7", "/registry/pods/");
+        let (revision, start) = decode_continue(&token, "/registry/pods/").unwrap();
+        assert_eq!((revision, start.as_str()), (42, "/registry/pods/ns/web-7"));
+        assert!(decode_continue("!!!", "/registry/pods/").is_err());
+        let escape = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"v":"meta.k8s.io/v1","rv":1,"start":"../secrets/x"}"#);
+        assert!(decode_continue(&escape, "/registry/pods/").is_err());
+    }
+}

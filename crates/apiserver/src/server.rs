@@ -1,0 +1,413 @@
+//! Serving: TLS with optional client certificates, HTTP/1.1 and HTTP/2, then for each
+//! request authentication → authorization → routing → the handler, with every error answered
+//! as a `Status`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cox_api::patch::PatchType;
+use cox_api::registry::{self, Resource};
+use cox_api::status::ApiError;
+use cox_store::Store;
+use http::{Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::authn::{self, Tokens, User};
+use crate::http::{self as h, Body};
+use crate::metrics::Metrics;
+use crate::request::{self, Query, ResourceRequest, Route};
+use crate::rest::{self, Rest};
+use crate::tls::{self, ClusterCerts};
+use crate::{discovery, watch};
+
+/// The Kubernetes minor version served; kubectl's dispatcher picks its client by it.
+pub const KUBERNETES_MINOR: &str = "33";
+pub const GIT_VERSION: &str = "v1.33.0+cox";
+
+/// Decides whether a user may do something. RBAC will implement this; today only
+/// [`MastersOnly`] exists.
+pub trait Authorizer: Send + Sync + std::fmt::Debug {
+    fn allowed(&self, user: &User, request: &ResourceRequest) -> bool;
+}
+
+/// `system:masters` may do anything; nobody else anything (until RBAC lands).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MastersOnly;
+
+impl Authorizer for MastersOnly {
+    fn allowed(&self, user: &User, _request: &ResourceRequest) -> bool {
+        user.in_group("system:masters")
+    }
+}
+
+/// What the server needs besides the store.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `ip:port` clients are told to reach the server at (discovery's serverAddress).
+    pub advertise_address: String,
+    pub certs: ClusterCerts,
+    pub tokens: Tokens,
+}
+
+#[derive(Debug)]
+struct State {
+    rest: Rest,
+    config: Config,
+    authorizer: Box<dyn Authorizer>,
+    metrics: Metrics,
+}
+
+/// The API server.
+#[derive(Debug, Clone)]
+pub struct ApiServer {
+    state: Arc<State>,
+}
+
+impl ApiServer {
+    pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
+        Self {
+            state: Arc::new(State {
+                rest: Rest { store },
+                config,
+                authorizer: Box::new(MastersOnly),
+                metrics: Metrics::default(),
+            }),
+        }
+    }
+
+    pub fn rest(&self) -> &Rest {
+        &self.state.rest
+    }
+
+    /// Serves HTTPS on `listener` until `shutdown` completes.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), crate::tls::TlsError> {
+        let acceptor = TlsAcceptor::from(Arc::new(self.state.config.certs.server_config()?));
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "accepting a connection");
+                        continue;
+                    }
+                },
+            };
+            let acceptor = acceptor.clone();
+            let state = Arc::clone(&self.state);
+            tokio::spawn(async move {
+                let tls = match acceptor.accept(tcp).await {
+                    Ok(tls) => tls,
+                    Err(err) => {
+                        tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                        return;
+                    }
+                };
+                let cert_user = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .and_then(tls::user_of)
+                    .map(|(name, groups)| User { name, groups });
+                let service = service_fn(move |request| {
+                    let state = Arc::clone(&state);
+                    let cert_user = cert_user.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            handle(&state, cert_user, peer, request).await,
+                        )
+                    }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                if let Err(err) = builder
+                    .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                    .await
+                {
+                    tracing::debug!(%peer, error = %err, "connection ended");
+                }
+            });
+        }
+    }
+}
+
+async fn handle(
+    state: &State,
+    cert_user: Option<User>,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let query = Query::parse(request.uri().query());
+    let route = request::route(&method, request.uri().path(), query.flag("watch"));
+    let (verb, resource) = match &route {
+        Route::Resource(r) => (r.verb.clone(), r.resource.clone()),
+        _ => (method.as_str().to_ascii_lowercase(), String::new()),
+    };
+    let response = match respond(state, cert_user, route, query, request).await {
+        Ok(response) => response,
+        Err(err) => h::error(&err),
+    };
+    let status = response.status();
+    state
+        .metrics
+        .record(&verb, &resource, status.as_u16(), started.elapsed());
+    tracing::debug!(%peer, %method, %verb, %resource, code = status.as_u16(), "request");
+    response
+}
+
+fn authenticate(
+    state: &State,
+    cert_user: Option<User>,
+    request: &Request<Incoming>,
+) -> Result<User, ApiError> {
+    if let Some(user) = cert_user {
+        return Ok(user);
+    }
+    match authn::bearer(request.headers().get(header::AUTHORIZATION)) {
+        Some(token) => state
+            .config
+            .tokens
+            .user(token)
+            .cloned()
+            .ok_or_else(ApiError::unauthorized),
+        None => Ok(User::anonymous()),
+    }
+}
+
+async fn respond(
+    state: &State,
+    cert_user: Option<User>,
+    route: Route,
+    query: Query,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let user = authenticate(state, cert_user, &request)?;
+    match &route {
+        Route::Health(_) => return Ok(h::text(StatusCode::OK, "ok")),
+        Route::Version => return Ok(h::json(StatusCode::OK, &version())),
+        _ if user.is_anonymous() => return Err(ApiError::unauthorized()),
+        _ => {}
+    }
+    let accept = request.headers().get(header::ACCEPT).cloned();
+    let aggregated = h::wants_aggregated_discovery(accept.as_ref());
+    let discovery_answer = |value: Option<Value>,
+                            aggregated_value: Option<Value>|
+     -> Result<Response<Body>, ApiError> {
+        match (aggregated, aggregated_value, value) {
+            (true, Some(value), _) => Ok(h::json_with_type(
+                StatusCode::OK,
+                &value,
+                h::AGGREGATED_DISCOVERY,
+            )),
+            (_, _, Some(value)) => Ok(h::json(StatusCode::OK, &value)),
+            _ => Err(ApiError::no_route()),
+        }
+    };
+    match route {
+        Route::Metrics => Ok(state.metrics.response()),
+        Route::CoreVersions => discovery_answer(
+            Some(discovery::core_versions(&state.config.advertise_address)),
+            Some(discovery::aggregated(true)),
+        ),
+        Route::Groups => discovery_answer(
+            Some(discovery::groups()),
+            Some(discovery::aggregated(false)),
+        ),
+        Route::Group(group) => discovery_answer(discovery::group(&group), None),
+        Route::Resources { group, version } => {
+            discovery_answer(discovery::resources(&group, &version), None)
+        }
+        Route::Resource(resource_request) => {
+            if !state.authorizer.allowed(&user, &resource_request) {
+                return Err(ApiError::forbidden(
+                    &user.name,
+                    &resource_request.verb,
+                    &resource_request.group,
+                    &resource_request.resource,
+                    &resource_request.name,
+                    resource_request.namespace.as_deref(),
+                    "",
+                ));
+            }
+            resource(state, resource_request, query, request).await
+        }
+        Route::Unknown | Route::Health(_) | Route::Version => Err(ApiError::no_route()),
+    }
+}
+
+fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": KUBERNETES_MINOR,
+        "gitVersion": GIT_VERSION,
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", other => other }),
+    })
+}
+
+/// Finds the resource and checks the request fits its scope and verbs.
+fn resolve(request: &ResourceRequest) -> Result<&'static Resource, ApiError> {
+    let found = registry::find(&request.group, &request.version, &request.resource);
+    let Some(resource) = found else {
+        // `/namespaces/<ns>/finalize|status` arrive as resource "finalize"/"status" of a
+        // namespace; anything else is simply not served.
+        return Err(ApiError::no_route());
+    };
+    if !resource.namespaced && request.namespace.is_some() {
+        return Err(ApiError::no_route());
+    }
+    let verbs = match request.subresource.as_str() {
+        "" => resource.verbs,
+        name => match resource.subresource(name) {
+            Some(sub) => sub.verbs,
+            None => return Err(ApiError::no_route()),
+        },
+    };
+    if !verbs.contains(&request.verb.as_str()) {
+        return Err(ApiError::method_not_supported(
+            resource.group,
+            resource.plural,
+            &request.verb,
+        ));
+    }
+    if !request.subresource.is_empty() && request.subresource != "status" {
+        return Err(ApiError::method_not_supported(
+            resource.group,
+            &format!("{}/{}", resource.plural, request.subresource),
+            &request.verb,
+        ));
+    }
+    if resource.namespaced
+        && request.namespace.is_none()
+        && !matches!(request.verb.as_str(), "list" | "watch")
+    {
+        return Err(ApiError::no_route());
+    }
+    if !resource.is_stored() {
+        return Err(ApiError::method_not_supported(
+            resource.group,
+            resource.plural,
+            &request.verb,
+        ));
+    }
+    Ok(resource)
+}
+
+/// Namespaces' own subresources arrive as `/namespaces/<name>/<sub>`, which routing reads as a
+/// resource inside a namespace; turn them back into subresources of the namespace.
+fn namespace_subresource(mut request: ResourceRequest) -> ResourceRequest {
+    if request.group.is_empty()
+        && matches!(request.resource.as_str(), "status" | "finalize")
+        && request.name.is_empty()
+        && let Some(namespace) = request.namespace.take()
+    {
+        request.subresource = request.resource.clone();
+        request.resource = "namespaces".into();
+        request.name = namespace;
+    }
+    request
+}
+
+async fn resource(
+    state: &State,
+    request: ResourceRequest,
+    query: Query,
+    http_request: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let request = namespace_subresource(request);
+    let resource = resolve(&request)?;
+    let rest = &state.rest;
+    let content_type = h::media_type(http_request.headers().get(header::CONTENT_TYPE));
+    match request.verb.as_str() {
+        "get" => Ok(rest::respond(
+            StatusCode::OK,
+            &rest.get(resource, &request).await?,
+        )),
+        "list" => Ok(rest::respond(
+            StatusCode::OK,
+            &rest.list(resource, &request, &query).await?,
+        )),
+        "watch" => {
+            let events = watch::start(rest, resource, &request, &query).await?;
+            Ok(h::stream(h::JSON, tokio_stream_of(events)))
+        }
+        "create" => {
+            let body = h::read_body(http_request.into_body()).await?;
+            let object = h::decode_object(&body, &content_type)?;
+            let created = rest.create(resource, &request, &query, object).await?;
+            let status = if query.all("dryRun").is_empty() {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(rest::respond(status, &created))
+        }
+        "update" => {
+            let body = h::read_body(http_request.into_body()).await?;
+            let object = h::decode_object(&body, &content_type)?;
+            Ok(rest::respond(
+                StatusCode::OK,
+                &rest.update(resource, &request, &query, object).await?,
+            ))
+        }
+        "patch" => {
+            let body = h::read_body(http_request.into_body()).await?;
+            match PatchType::from_content_type(&content_type) {
+                Some(patch_type @ (PatchType::Json | PatchType::Merge)) => Ok(rest::respond(
+                    StatusCode::OK,
+                    &rest
+                        .patch(resource, &request, &query, patch_type, body)
+                        .await?,
+                )),
+                _ => Err(ApiError::unsupported_media_type(&content_type)),
+            }
+        }
+        "delete" | "deletecollection" => {
+            let body = h::read_body(http_request.into_body()).await?;
+            let options = if body.is_empty() {
+                json!({})
+            } else {
+                h::decode_object(&body, "application/json")?
+            };
+            if request.verb == "delete" {
+                let (status, answer) = rest.delete(resource, &request, &query, &options).await?;
+                Ok(rest::respond(status, &answer))
+            } else {
+                Ok(rest::respond(
+                    StatusCode::OK,
+                    &rest
+                        .delete_collection(resource, &request, &query, &options)
+                        .await?,
+                ))
+            }
+        }
+        _ => Err(ApiError::method_not_supported(
+            resource.group,
+            resource.plural,
+            &request.verb,
+        )),
+    }
+}
+
+fn tokio_stream_of(
+    mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+) -> impl futures::Stream<Item = bytes::Bytes> + Send + Sync + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

@@ -1,0 +1,198 @@
+//! The end-to-end harness: a `cox server` in its own network namespace and temporary data
+//! directory, driven by the real kubectl run inside that namespace. Dropping the cluster stops
+//! the server and deletes the namespace, so tests run side by side and leave the host clean.
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// The real kubectl: the dispatcher on PATH, or one of the versioned binaries beside it.
+pub const KUBECTL: &str = "kubectl";
+pub const VERSIONED_KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
+
+pub struct Cluster {
+    pub netns: String,
+    pub dir: tempfile::TempDir,
+    server: Option<Child>,
+}
+
+fn run(command: &mut Command) -> Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("running {command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+impl Cluster {
+    /// Starts a server and waits until it answers.
+    pub fn start() -> Self {
+        let netns = format!(
+            "cox-e2e-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        run(Command::new("ip").args(["netns", "add", &netns]));
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut cluster = Self {
+            netns,
+            dir,
+            server: None,
+        };
+        run(Command::new("ip").args(["-n", &cluster.netns, "link", "set", "lo", "up"]));
+        cluster.start_server();
+        cluster
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// (Re)starts the server on the same data directory.
+    pub fn start_server(&mut self) {
+        let _ = std::fs::remove_file(self.kubeconfig());
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("server log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.netns,
+                env!("CARGO_BIN_EXE_cox"),
+                "server",
+            ])
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--write-kubeconfig")
+            .arg(self.kubeconfig())
+            .args(["--bind-address", "127.0.0.1", "--node-ip", "127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("server log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting cox server");
+        self.server = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.kubeconfig().exists()
+                && self.kubectl(&["get", "--raw", "/readyz"]).status.success()
+            {
+                return;
+            }
+            if let Some(server) = self.server.as_mut()
+                && let Ok(Some(status)) = server.try_wait()
+            {
+                panic!("cox server exited with {status}:\n{}", self.server_log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cox server did not become ready:\n{}",
+                self.server_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop_server(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            // `ip netns exec` execs the server, so this is the server's pid.
+            let _ = Command::new("kill")
+                .args(["-TERM", &server.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = server.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Runs a kubectl (by path) inside the cluster's network namespace.
+    pub fn kubectl_with(&self, kubectl: &Path, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.netns])
+            .arg(kubectl)
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("running kubectl (is it installed?)")
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_with(Path::new(KUBECTL), args)
+    }
+
+    /// Runs kubectl and returns its standard output, failing the test if it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.kubectl(args);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Runs kubectl expecting failure; returns its standard error.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let output = self.kubectl(args);
+        assert!(
+            !output.status.success(),
+            "kubectl {args:?} should have failed but printed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// Writes a file in the cluster's directory and returns its path.
+    pub fn file(&self, name: &str, contents: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).expect("writing a test file");
+        path.display().to_string()
+    }
+
+    /// Runs a command inside the cluster's network namespace.
+    pub fn exec(&self, program: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.netns, program])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running {program}: {e}"))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_server();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+    }
+}

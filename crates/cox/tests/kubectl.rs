@@ -1,0 +1,477 @@
+//! The API server as a user meets it: the real kubectl against `cox server`, each test with
+//! its own cluster (network namespace, data directory).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "in a test, a failed unwrap is a failed test"
+)]
+
+mod cluster;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use cluster::{Cluster, VERSIONED_KUBECTL_DIR};
+use serde_json::Value;
+
+const CONFIGMAP: &str = r#"{
+  "apiVersion": "v1", "kind": "ConfigMap",
+  "metadata": {"name": "settings", "labels": {"app": "web"}},
+  "data": {"color": "blue"}
+}"#;
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn kubectl_sees_a_kubernetes_1_33_server_with_its_defaults() {
+    let cluster = Cluster::start();
+    let version = json(&cluster.ok(&["version", "-o", "json"]));
+    assert_eq!(version["serverVersion"]["major"], "1");
+    assert_eq!(version["serverVersion"]["minor"], "33");
+
+    let namespaces = cluster.ok(&["get", "namespaces", "-o", "name"]);
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(
+            namespaces.contains(&format!("namespace/{ns}")),
+            "{namespaces}"
+        );
+    }
+    let ns = json(&cluster.ok(&["get", "namespace", "default", "-o", "json"]));
+    assert_eq!(ns["status"]["phase"], "Active");
+    assert_eq!(ns["spec"]["finalizers"][0], "kubernetes");
+
+    let svc = json(&cluster.ok(&["get", "service", "kubernetes", "-o", "json"]));
+    assert_eq!(svc["spec"]["clusterIP"], "10.43.0.1");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 443);
+    let ep = json(&cluster.ok(&["get", "endpoints", "kubernetes", "-o", "json"]));
+    assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "127.0.0.1");
+    assert_eq!(ep["subsets"][0]["ports"][0]["port"], 6443);
+
+    let resources = cluster.ok(&["api-resources", "--no-headers"]);
+    let deployments = resources
+        .lines()
+        .find(|l| l.starts_with("deployments "))
+        .unwrap_or("");
+    let fields: Vec<&str> = deployments.split_whitespace().collect();
+    assert_eq!(
+        fields,
+        ["deployments", "deploy", "apps/v1", "true", "Deployment"]
+    );
+    let versions = cluster.ok(&["api-versions"]);
+    for gv in [
+        "v1",
+        "apps/v1",
+        "autoscaling/v2",
+        "autoscaling/v1",
+        "batch/v1",
+        "networking.k8s.io/v1",
+        "rbac.authorization.k8s.io/v1",
+    ] {
+        assert!(
+            versions.lines().any(|l| l == gv),
+            "{gv} missing from {versions}"
+        );
+    }
+    let info = cluster.ok(&["cluster-info"]);
+    assert!(
+        info.contains("is running at https://127.0.0.1:6443"),
+        "{info}"
+    );
+}
+
+#[test]
+fn create_get_label_annotate_patch_and_delete() {
+    let cluster = Cluster::start();
+    let cm = cluster.file("cm.json", CONFIGMAP);
+    assert!(
+        cluster
+            .ok(&["create", "-f", &cm, "--validate=false"])
+            .contains("configmap/settings created")
+    );
+    let got = json(&cluster.ok(&["get", "configmap", "settings", "-o", "json"]));
+    assert_eq!(got["data"]["color"], "blue");
+    assert_eq!(got["metadata"]["namespace"], "default");
+    assert_eq!(got["metadata"]["uid"].as_str().unwrap().len(), 36);
+    assert!(
+        got["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let first_rv: i64 = got["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    cluster.ok(&["label", "configmap", "settings", "tier=front"]);
+    cluster.ok(&["annotate", "configmap", "settings", "note=hello"]);
+    cluster.ok(&[
+        "patch",
+        "configmap",
+        "settings",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/data/color","value":"red"}]"#,
+    ]);
+    cluster.ok(&[
+        "patch",
+        "configmap",
+        "settings",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"size":"L"}}"#,
+    ]);
+    let got = json(&cluster.ok(&["get", "configmap", "settings", "-o", "json"]));
+    assert_eq!(got["metadata"]["labels"]["tier"], "front");
+    assert_eq!(got["metadata"]["annotations"]["note"], "hello");
+    assert_eq!(
+        got["data"],
+        serde_json::json!({"color": "red", "size": "L"})
+    );
+    let rv: i64 = got["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        rv >= first_rv + 4,
+        "every change took a new resourceVersion: {first_rv} -> {rv}"
+    );
+
+    assert_eq!(
+        cluster
+            .ok(&["get", "configmaps", "-l", "tier=front", "-o", "name"])
+            .trim(),
+        "configmap/settings"
+    );
+    assert_eq!(
+        cluster
+            .ok(&["get", "configmaps", "-l", "tier!=front", "-o", "name"])
+            .trim(),
+        ""
+    );
+    assert_eq!(
+        cluster
+            .ok(&["get", "configmaps", "-l", "app in (web,db)", "-o", "name"])
+            .trim(),
+        "configmap/settings"
+    );
+    assert!(
+        cluster
+            .ok(&["get", "configmaps", "--show-labels"])
+            .contains("app=web,tier=front")
+    );
+    assert_eq!(
+        cluster
+            .ok(&[
+                "get",
+                "configmaps",
+                "-A",
+                "--field-selector",
+                "metadata.name=settings",
+                "-o",
+                "name"
+            ])
+            .trim(),
+        "configmap/settings"
+    );
+    let jsonpath = cluster.ok(&[
+        "get",
+        "configmap",
+        "settings",
+        "-o",
+        "jsonpath={.data.size}",
+    ]);
+    assert_eq!(jsonpath, "L");
+
+    assert!(
+        cluster
+            .ok(&["delete", "configmap", "settings"])
+            .contains("configmap \"settings\" deleted")
+    );
+    let err = cluster.fails(&["get", "configmap", "settings"]);
+    assert!(err.contains("configmaps \"settings\" not found"), "{err}");
+}
+
+#[test]
+fn namespaces_scope_objects_and_must_exist() {
+    let cluster = Cluster::start();
+    let ns = cluster.file(
+        "ns.json",
+        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team-a"}}"#,
+    );
+    cluster.ok(&["create", "-f", &ns, "--validate=false"]);
+    let cm = cluster.file("cm.json", CONFIGMAP);
+    cluster.ok(&["create", "-f", &cm, "-n", "team-a", "--validate=false"]);
+    cluster.ok(&["create", "-f", &cm, "--validate=false"]);
+    let all = cluster.ok(&["get", "configmaps", "-A", "--no-headers"]);
+    assert_eq!(
+        all.lines().filter(|l| l.contains("settings")).count(),
+        2,
+        "{all}"
+    );
+    let err = cluster.fails(&["create", "-f", &cm, "-n", "missing", "--validate=false"]);
+    assert!(err.contains("namespaces \"missing\" not found"), "{err}");
+    let err = cluster.fails(&["create", "-f", &cm, "--validate=false"]);
+    assert!(
+        err.contains("AlreadyExists") && err.contains("configmaps \"settings\" already exists"),
+        "{err}"
+    );
+}
+
+#[test]
+fn watch_streams_every_change() {
+    let cluster = Cluster::start();
+    let mut watcher = Command::new("ip")
+        .args(["netns", "exec", &cluster.netns, "kubectl", "--kubeconfig"])
+        .arg(cluster.kubeconfig())
+        .args([
+            "get",
+            "configmaps",
+            "--watch-only",
+            "--output-watch-events",
+            "--no-headers",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Give the watch a moment to be established; events after it are never missed, since
+    // kubectl resumes from the revision of its initial list.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let cm = cluster.file("cm.json", CONFIGMAP);
+    cluster.ok(&["create", "-f", &cm, "--validate=false"]);
+    cluster.ok(&["label", "configmap", "settings", "x=y"]);
+    cluster.ok(&["delete", "configmap", "settings"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let stdout = watcher.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while lines.len() < 3 && std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            lines.push(line);
+        }
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let events: Vec<Vec<&str>> = lines
+        .iter()
+        .map(|l| l.split_whitespace().take(2).collect())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            vec!["ADDED", "settings"],
+            vec!["MODIFIED", "settings"],
+            vec!["DELETED", "settings"]
+        ],
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn bad_requests_get_upstream_statuses() {
+    let cluster = Cluster::start();
+    let bad_name = cluster.file(
+        "bad.json",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Bad_Name"}}"#,
+    );
+    let err = cluster.fails(&["create", "-f", &bad_name, "--validate=false"]);
+    assert!(
+        err.contains(
+            "ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\""
+        ),
+        "{err}"
+    );
+
+    let err = cluster.fails(&["get", "frobnicators"]);
+    assert!(
+        err.contains("the server doesn't have a resource type \"frobnicators\""),
+        "{err}"
+    );
+
+    let malformed = cluster.file("malformed.json", "{not json");
+    let err = cluster.fails(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps",
+        "-f",
+        &malformed,
+    ]);
+    assert!(err.contains("could not be decoded as JSON"), "{err}");
+
+    let wrong_kind = cluster.file(
+        "wrong.json",
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}"#,
+    );
+    let err = cluster.fails(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps",
+        "-f",
+        &wrong_kind,
+    ]);
+    assert!(err.contains("does not match the expected kind"), "{err}");
+
+    // Over the 3 MiB request limit.
+    let big = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"x":"{}"}}}}"#,
+        "a".repeat(3 * 1024 * 1024 + 10)
+    );
+    let big = cluster.file("big.json", &big);
+    let err = cluster.fails(&["create", "-f", &big, "--validate=false"]);
+    assert!(err.contains("Request entity too large"), "{err}");
+
+    // A stale resourceVersion is a conflict.
+    let cm = cluster.file("cm.json", CONFIGMAP);
+    cluster.ok(&["create", "-f", &cm, "--validate=false"]);
+    let mut stale = json(&cluster.ok(&["get", "configmap", "settings", "-o", "json"]));
+    cluster.ok(&["label", "configmap", "settings", "moved=on"]);
+    stale["data"]["color"] = Value::from("green");
+    let stale = cluster.file("stale.json", &stale.to_string());
+    let err = cluster.fails(&["replace", "-f", &stale, "--validate=false"]);
+    assert!(
+        err.contains(
+            "Operation cannot be fulfilled on configmaps \"settings\": the object has been modified"
+        ),
+        "{err}"
+    );
+
+    // Without credentials: 401 as a Status, except for health and version.
+    let anonymous = cluster.exec("curl", &["-sk", "https://127.0.0.1:6443/api/v1/namespaces"]);
+    let status = json(&String::from_utf8_lossy(&anonymous.stdout));
+    assert_eq!(
+        (status["code"].as_i64(), status["reason"].as_str()),
+        (Some(401), Some("Unauthorized"))
+    );
+    let ready = cluster.exec("curl", &["-sk", "https://127.0.0.1:6443/readyz"]);
+    assert_eq!(String::from_utf8_lossy(&ready.stdout), "ok");
+    let version = cluster.exec("curl", &["-sk", "https://127.0.0.1:6443/version"]);
+    assert_eq!(
+        json(&String::from_utf8_lossy(&version.stdout))["minor"],
+        "33"
+    );
+
+    // The server is still healthy after all that.
+    cluster.ok(&["get", "namespaces"]);
+}
+
+#[test]
+fn server_side_dry_run_persists_nothing() {
+    let cluster = Cluster::start();
+    let cm = cluster.file("cm.json", CONFIGMAP);
+    let out = cluster.ok(&["create", "-f", &cm, "--validate=false", "--dry-run=server"]);
+    assert!(
+        out.contains("configmap/settings created (server dry run)"),
+        "{out}"
+    );
+    cluster.fails(&["get", "configmap", "settings"]);
+    cluster.ok(&["create", "-f", &cm, "--validate=false"]);
+    cluster.ok(&["delete", "configmap", "settings", "--dry-run=server"]);
+    cluster.ok(&["get", "configmap", "settings"]);
+}
+
+#[test]
+fn lists_page_through_every_object() {
+    let cluster = Cluster::start();
+    let items: Vec<String> = (0..30)
+        .map(|i| {
+            format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"cm-{i:02}"}}}}"#)
+        })
+        .collect();
+    let list = cluster.file(
+        "list.json",
+        &format!(
+            r#"{{"apiVersion":"v1","kind":"List","items":[{}]}}"#,
+            items.join(",")
+        ),
+    );
+    cluster.ok(&["create", "-f", &list, "--validate=false"]);
+    let names = cluster.ok(&["get", "configmaps", "--chunk-size=7", "-o", "name"]);
+    let names: Vec<&str> = names
+        .lines()
+        .filter(|l| l.starts_with("configmap/cm-"))
+        .collect();
+    let want: Vec<String> = (0..30).map(|i| format!("configmap/cm-{i:02}")).collect();
+    assert_eq!(names, want);
+    cluster.ok(&["delete", "configmaps", "--all"]);
+    assert_eq!(
+        cluster
+            .ok(&["get", "configmaps", "-o", "name"])
+            .lines()
+            .filter(|l| l.contains("cm-"))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn state_and_certificates_survive_a_restart() {
+    let mut cluster = Cluster::start();
+    let cm = cluster.file("cm.json", CONFIGMAP);
+    cluster.ok(&["create", "-f", &cm, "--validate=false"]);
+    let before = std::fs::read_to_string(cluster.data_dir().join("server/tls/ca.crt")).unwrap();
+    cluster.stop_server();
+    cluster.start_server();
+    let after = std::fs::read_to_string(cluster.data_dir().join("server/tls/ca.crt")).unwrap();
+    assert_eq!(before, after, "the cluster CA is kept");
+    let got = json(&cluster.ok(&["get", "configmap", "settings", "-o", "json"]));
+    assert_eq!(got["data"]["color"], "blue");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(cluster.kubeconfig())
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn every_installed_kubectl_from_1_28_to_1_33_works() {
+    let cluster = Cluster::start();
+    let mut tried = 0;
+    for minor in 28..=33 {
+        let kubectl = Path::new(VERSIONED_KUBECTL_DIR).join(format!("kubectl.1.{minor}"));
+        assert!(
+            kubectl.exists(),
+            "{} is missing: the tests need kubectl 1.28 to 1.33",
+            kubectl.display()
+        );
+        let name = format!("from-1-{minor}");
+        let cm = cluster.file(
+            &format!("{name}.json"),
+            &format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"v":"{minor}"}}}}"#),
+        );
+        let run = |args: &[&str]| {
+            let output = cluster.kubectl_with(&kubectl, args);
+            assert!(
+                output.status.success(),
+                "kubectl 1.{minor} {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        assert!(run(&["get", "namespaces"]).contains("kube-system"));
+        run(&["create", "-f", &cm, "--validate=false"]);
+        assert!(
+            run(&["get", "configmap", &name, "-o", "yaml"]).contains(&format!("v: \"{minor}\""))
+        );
+        run(&["label", "configmap", &name, "by=test"]);
+        run(&["delete", "configmap", &name]);
+        tried += 1;
+    }
+    assert_eq!(tried, 6);
+}
