@@ -6,11 +6,13 @@
 //! - [`labels`], [`fields`]: label and field selectors.
 //! - [`validation`]: field errors and the name rules.
 //! - [`status`]: API errors as `metav1.Status`.
+//! - [`service`]: Services' defaults and validation.
 //! - [`patch`]: JSON patch and merge patch.
 
 pub mod fields;
 pub mod labels;
 pub mod patch;
 pub mod registry;
+pub mod service;
 pub mod status;
 pub mod validation;

@@ -59,6 +59,15 @@ async fn ensure(
 }
 
 pub async fn run(rest: &Rest, service: &KubernetesService) -> Result<(), ApiError> {
+    // The ranges hold exactly what the stored Services use (repairs a crash mid-allocation).
+    let services = registry::find("", "v1", "services")
+        .ok_or_else(|| ApiError::internal("services are not registered"))?;
+    let all = rest
+        .list(services, &ResourceRequest::default(), &Query::default())
+        .await?;
+    let items = all["items"].as_array().cloned().unwrap_or_default();
+    rest.services.rebuild(&items).await?;
+
     for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         ensure(
             rest,

@@ -7,9 +7,12 @@
 //! - [`discovery`]: legacy and aggregated discovery from `cox_api::registry`.
 //! - [`rest`]: get, list, create, update, patch, delete, deletecollection; [`watch`]: watches;
 //!   [`objects`]: metadata rules of creates and updates.
+//! - [`scale`]: the `scale` subresource; [`services`]: Service defaults, validation and
+//!   address allocation ([`allocator`]).
 //! - [`bootstrap`]: the default namespaces and the `kubernetes` Service.
 //! - [`metrics`]: the `/metrics` endpoint.
 
+pub mod allocator;
 pub mod authn;
 pub mod bootstrap;
 pub mod discovery;
@@ -19,7 +22,9 @@ pub mod metrics;
 pub mod objects;
 pub mod request;
 pub mod rest;
+pub mod scale;
 pub mod server;
+pub mod services;
 pub mod tls;
 pub mod watch;
 

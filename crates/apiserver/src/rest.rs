@@ -18,6 +18,15 @@ use serde_json::{Value, json};
 use crate::http::{self as h, Body};
 use crate::objects::{self, UpdateScope};
 use crate::request::{Query, ResourceRequest};
+use crate::scale;
+use crate::services::{Services, Taken};
+
+/// A change to a `scale` subresource.
+#[derive(Debug, Clone)]
+pub enum ScaleChange {
+    Replace(Value),
+    Patch(PatchType, Bytes),
+}
 
 /// How many times a write that raced with another is retried before giving up with 409.
 const MAX_RETRIES: usize = 16;
@@ -144,6 +153,7 @@ fn decode_continue(token: &str, prefix: &str) -> Result<(i64, String), ApiError>
 #[derive(Debug, Clone)]
 pub struct Rest {
     pub store: Arc<dyn Store>,
+    pub services: Arc<Services>,
 }
 
 /// Strips what list items do not carry (upstream lists omit each item's apiVersion and kind).
@@ -339,17 +349,43 @@ impl Rest {
         if let Some(namespace) = request.namespace.as_deref() {
             self.check_namespace(namespace).await?;
         }
-        if dry_run(query)? {
+        let dry = dry_run(query)?;
+        let key = resource.key(request.namespace.as_deref(), &name);
+        if !dry
+            && self
+                .store
+                .get(&key, None)
+                .await
+                .map_err(|e| store_error(resource, &name, e))?
+                .is_some()
+        {
+            // Answer before allocating anything for an object that cannot be created.
+            return Err(ApiError::already_exists(
+                resource.group,
+                resource.plural,
+                &name,
+            ));
+        }
+        let taken = if is_service(resource) {
+            self.services.prepare_create(&mut object).await?
+        } else {
+            Taken::default()
+        };
+        if dry {
+            self.services.release(&taken).await;
             return Ok(object);
         }
-        let key = resource.key(request.namespace.as_deref(), &name);
-        let revision = self
-            .store
-            .create(&key, encode(&object)?)
-            .await
-            .map_err(|e| store_error(resource, &name, e))?;
-        objects::set_resource_version(&mut object, revision);
-        Ok(object)
+        let written = self.store.create(&key, encode(&object)?).await;
+        match written {
+            Ok(revision) => {
+                objects::set_resource_version(&mut object, revision);
+                Ok(object)
+            }
+            Err(err) => {
+                self.services.release(&taken).await;
+                Err(store_error(resource, &name, err))
+            }
+        }
     }
 
     /// PUT: replaces the object (its status, on `/status`).
@@ -407,6 +443,54 @@ impl Rest {
         .await
     }
 
+    /// GET of the `scale` subresource.
+    pub async fn get_scale(
+        &self,
+        resource: &Resource,
+        request: &ResourceRequest,
+    ) -> Result<Value, ApiError> {
+        Ok(scale::scale_of(
+            resource,
+            &self.get(resource, request).await?,
+        ))
+    }
+
+    /// PUT (a whole Scale) or PATCH (of the Scale view) of the `scale` subresource: changes the
+    /// object's `spec.replicas`; answers the new Scale.
+    pub async fn change_scale(
+        &self,
+        resource: &Resource,
+        request: &ResourceRequest,
+        query: &Query,
+        change: ScaleChange,
+    ) -> Result<Value, ApiError> {
+        let pinned = matches!(&change, ScaleChange::Replace(scale) if !objects::str_at(scale, "/metadata/resourceVersion").is_empty());
+        let group = resource.group;
+        let name = request.name.clone();
+        let updated = self
+            .guarded_update(resource, request, query, pinned, move |old, _| {
+                let scale = match &change {
+                    ScaleChange::Replace(scale) => scale.clone(),
+                    ScaleChange::Patch(patch_type, body) => {
+                        let view = scale::scale_of(resource, old);
+                        match patch_type {
+                            PatchType::Json => patch::json_patch(&view, body),
+                            _ => patch::merge_patch(&view, body),
+                        }
+                        .map_err(|e| Some(patch_error(group, "Scale", &name, e)))?
+                    }
+                };
+                let new = scale::apply_scale(old, &scale).map_err(Some)?;
+                let wanted = objects::str_at(&new, "/metadata/resourceVersion");
+                if wanted != objects::str_at(old, "/metadata/resourceVersion") {
+                    return Err(None);
+                }
+                Ok(new)
+            })
+            .await?;
+        Ok(scale::scale_of(resource, &updated))
+    }
+
     /// Reads, changes and writes back with compare-and-swap, retrying when another write got
     /// in between (unless the client pinned the version: then that is its 409).
     async fn guarded_update<F>(
@@ -439,20 +523,30 @@ impl Rest {
             let old = decode(&current)?;
             let mut new = change(&old, &current).map_err(|e| e.unwrap_or_else(conflict))?;
             objects::prepare_update(resource, &old, &mut new, scope)?;
+            let (taken, freed) = if is_service(resource) && scope == UpdateScope::Main {
+                self.services.prepare_update(&old, &mut new).await?
+            } else {
+                (Taken::default(), Taken::default())
+            };
             let mut unchanged = old.clone();
             if let Some(metadata) = unchanged.get_mut("metadata").and_then(Value::as_object_mut) {
                 metadata.remove("resourceVersion");
             }
             if new == unchanged || dry {
+                self.services.release(&taken).await;
                 objects::set_resource_version(&mut new, current.mod_revision);
                 return Ok(new);
             }
-            match self
+            let written = self
                 .store
                 .update(&current.key, encode(&new)?, current.mod_revision)
-                .await
-            {
+                .await;
+            if written.is_err() {
+                self.services.release(&taken).await;
+            }
+            match written {
                 Ok(revision) => {
+                    self.services.release(&freed).await;
                     objects::set_resource_version(&mut new, revision);
                     return Ok(new);
                 }
@@ -527,6 +621,9 @@ impl Rest {
                 .await
             {
                 Ok(_) => {
+                    if is_service(resource) {
+                        self.services.release(&Services::taken_by(&object)).await;
+                    }
                     let uid = objects::str_at(&object, "/metadata/uid");
                     return Ok((
                         StatusCode::OK,
@@ -582,6 +679,10 @@ impl Rest {
             "items": deleted,
         }))
     }
+}
+
+fn is_service(resource: &Resource) -> bool {
+    resource.group.is_empty() && resource.plural == "services"
 }
 
 fn unreachable_patch() -> Result<Value, patch::PatchError> {

@@ -53,6 +53,10 @@ pub struct Config {
     pub advertise_address: String,
     pub certs: ClusterCerts,
     pub tokens: Tokens,
+    /// The Services' virtual IP range (`--service-cidr`).
+    pub service_network: (std::net::Ipv4Addr, u8),
+    /// The node port range (`--service-node-port-range`).
+    pub node_ports: (u16, u16),
 }
 
 #[derive(Debug)]
@@ -71,9 +75,16 @@ pub struct ApiServer {
 
 impl ApiServer {
     pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
+        let (network, prefix) = config.service_network;
+        let services = Arc::new(crate::services::Services::new(
+            store.clone(),
+            network,
+            prefix,
+            config.node_ports,
+        ));
         Self {
             state: Arc::new(State {
-                rest: Rest { store },
+                rest: Rest { store, services },
                 config,
                 authorizer: Box::new(MastersOnly),
                 metrics: Metrics::default(),
@@ -287,7 +298,7 @@ fn resolve(request: &ResourceRequest) -> Result<&'static Resource, ApiError> {
             &request.verb,
         ));
     }
-    if !request.subresource.is_empty() && request.subresource != "status" {
+    if !matches!(request.subresource.as_str(), "" | "status" | "scale") {
         return Err(ApiError::method_not_supported(
             resource.group,
             &format!("{}/{}", resource.plural, request.subresource),
@@ -335,6 +346,9 @@ async fn resource(
     let resource = resolve(&request)?;
     let rest = &state.rest;
     let content_type = h::media_type(http_request.headers().get(header::CONTENT_TYPE));
+    if request.subresource == "scale" {
+        return scale(rest, resource, request, query, http_request, &content_type).await;
+    }
     match request.verb.as_str() {
         "get" => Ok(rest::respond(
             StatusCode::OK,
@@ -404,6 +418,52 @@ async fn resource(
             &request.verb,
         )),
     }
+}
+
+async fn scale(
+    rest: &Rest,
+    resource: &Resource,
+    request: ResourceRequest,
+    query: Query,
+    http_request: Request<Incoming>,
+    content_type: &str,
+) -> Result<Response<Body>, ApiError> {
+    let change = match request.verb.as_str() {
+        "get" => {
+            return Ok(rest::respond(
+                StatusCode::OK,
+                &rest.get_scale(resource, &request).await?,
+            ));
+        }
+        "update" => {
+            let body = h::read_body(http_request.into_body()).await?;
+            rest::ScaleChange::Replace(h::decode_object(&body, content_type)?)
+        }
+        "patch" => {
+            let body = h::read_body(http_request.into_body()).await?;
+            match PatchType::from_content_type(content_type) {
+                // A Scale has no lists, so a strategic merge patch is a merge patch here.
+                Some(PatchType::Merge | PatchType::StrategicMerge) => {
+                    rest::ScaleChange::Patch(PatchType::Merge, body)
+                }
+                Some(PatchType::Json) => rest::ScaleChange::Patch(PatchType::Json, body),
+                _ => return Err(ApiError::unsupported_media_type(content_type)),
+            }
+        }
+        verb => {
+            return Err(ApiError::method_not_supported(
+                resource.group,
+                &format!("{}/scale", resource.plural),
+                verb,
+            ));
+        }
+    };
+    Ok(rest::respond(
+        StatusCode::OK,
+        &rest
+            .change_scale(resource, &request, &query, change)
+            .await?,
+    ))
 }
 
 fn tokio_stream_of(

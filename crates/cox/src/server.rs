@@ -39,6 +39,9 @@ pub struct Args {
     /// Services' virtual IP range; its first address is the `kubernetes` Service's.
     #[arg(long, default_value = "10.43.0.0/16")]
     service_cidr: String,
+    /// The node port range of NodePort and LoadBalancer Services.
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: String,
     /// The cluster's DNS domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
@@ -47,17 +50,30 @@ pub struct Args {
     token_auth_file: Option<PathBuf>,
 }
 
-/// The first host address of an IPv4 CIDR (`10.43.0.0/16` → `10.43.0.1`).
-fn first_service_ip(cidr: &str) -> Result<IpAddr> {
+/// An IPv4 CIDR (`10.43.0.0/16`), its network address normalized.
+fn parse_cidr(cidr: &str) -> Result<(Ipv4Addr, u8)> {
     let (network, bits) = cidr
         .split_once('/')
         .context("--service-cidr must be ADDRESS/BITS")?;
     let network: Ipv4Addr = network.parse().context("--service-cidr address")?;
-    let bits: u32 = bits.parse().context("--service-cidr prefix length")?;
-    if bits > 30 {
-        bail!("--service-cidr {cidr} is too small");
+    let bits: u8 = bits.parse().context("--service-cidr prefix length")?;
+    if !(8..=30).contains(&bits) {
+        bail!("--service-cidr {cidr}: the prefix length must be between 8 and 30");
     }
-    Ok(IpAddr::V4(Ipv4Addr::from(u32::from(network) + 1)))
+    let mask = u32::MAX << (32 - u32::from(bits));
+    Ok((Ipv4Addr::from(u32::from(network) & mask), bits))
+}
+
+/// `LOW-HIGH`
+fn parse_port_range(range: &str) -> Result<(u16, u16)> {
+    let (low, high) = range
+        .split_once('-')
+        .context("--service-node-port-range must be LOW-HIGH")?;
+    let (low, high): (u16, u16) = (low.parse()?, high.parse()?);
+    if low == 0 || low > high {
+        bail!("--service-node-port-range {range} is empty");
+    }
+    Ok((low, high))
 }
 
 /// The local address the kernel would use for the default route, found without sending
@@ -95,7 +111,10 @@ pub async fn run(args: Args) -> Result<()> {
     };
 
     let node_ip = args.node_ip.unwrap_or_else(detect_node_ip);
-    let service_ip = first_service_ip(&args.service_cidr)?;
+    let service_network = parse_cidr(&args.service_cidr)?;
+    let node_ports = parse_port_range(&args.service_node_port_range)?;
+    // The first address of the range is the `kubernetes` Service's.
+    let service_ip = IpAddr::V4(Ipv4Addr::from(u32::from(service_network.0) + 1));
     let names = ServingNames::standard(node_ip, service_ip, &hostname(), &args.cluster_domain);
     let tls_dir = args.data_dir.join("server").join("tls");
     let certs = ClusterCerts::load_or_create(&tls_dir, &names)
@@ -108,6 +127,8 @@ pub async fn run(args: Args) -> Result<()> {
         advertise_address: format!("{node_ip}:{}", args.https_listen_port),
         certs: certs.clone(),
         tokens,
+        service_network,
+        node_ports,
     };
     let server = ApiServer::new(store, config);
     bootstrap::run(

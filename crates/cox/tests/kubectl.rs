@@ -475,3 +475,173 @@ fn every_installed_kubectl_from_1_28_to_1_33_works() {
     }
     assert_eq!(tried, 6);
 }
+
+#[test]
+fn scale_subresource_changes_replicas() {
+    let cluster = Cluster::start();
+    let deploy = cluster.file(
+        "deploy.json",
+        r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},
+            "spec":{"replicas":1,"selector":{"matchLabels":{"app":"web"}},
+                    "template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}"#,
+    );
+    cluster.ok(&["create", "-f", &deploy, "--validate=false"]);
+    assert!(
+        cluster
+            .ok(&["scale", "deployment", "web", "--replicas=5"])
+            .contains("deployment.apps/web scaled")
+    );
+    let got = json(&cluster.ok(&["get", "deployment", "web", "-o", "json"]));
+    assert_eq!(got["spec"]["replicas"], 5);
+    assert_eq!(
+        got["metadata"]["generation"], 2,
+        "a spec change bumps the generation"
+    );
+    let scale = json(&cluster.ok(&[
+        "get",
+        "--raw",
+        "/apis/apps/v1/namespaces/default/deployments/web/scale",
+    ]));
+    assert_eq!(
+        (scale["kind"].as_str(), scale["apiVersion"].as_str()),
+        (Some("Scale"), Some("autoscaling/v1"))
+    );
+    assert_eq!(scale["spec"]["replicas"], 5);
+    assert_eq!(scale["status"]["selector"], "app=web");
+    // --current-replicas is a precondition kubectl checks against the Scale.
+    let err = cluster.fails(&[
+        "scale",
+        "deployment",
+        "web",
+        "--current-replicas=2",
+        "--replicas=3",
+    ]);
+    assert!(err.contains("Expected replicas to be 2, was 5"), "{err}");
+}
+
+#[test]
+fn services_get_defaults_addresses_and_node_ports() {
+    let cluster = Cluster::start();
+    let svc = |name: &str, spec: &str| {
+        cluster.file(
+            &format!("{name}.json"),
+            &format!(r#"{{"apiVersion":"v1","kind":"Service","metadata":{{"name":"{name}"}},"spec":{spec}}}"#),
+        )
+    };
+    let web = svc("web", r#"{"selector":{"app":"web"},"ports":[{"port":80}]}"#);
+    cluster.ok(&["create", "-f", &web, "--validate=false"]);
+    let got = json(&cluster.ok(&["get", "service", "web", "-o", "json"]));
+    let ip = got["spec"]["clusterIP"].as_str().unwrap().to_owned();
+    assert!(ip.starts_with("10.43.") && ip != "10.43.0.1", "{ip}");
+    assert_eq!(got["spec"]["clusterIPs"][0], ip.as_str());
+    assert_eq!(got["spec"]["type"], "ClusterIP");
+    assert_eq!(got["spec"]["ports"][0]["targetPort"], 80);
+    assert_eq!(got["spec"]["ports"][0]["protocol"], "TCP");
+    assert_eq!(got["spec"]["sessionAffinity"], "None");
+
+    // A replace without the cluster IP keeps it; changing it is refused.
+    let replaced = cluster.file(
+        "web2.json",
+        &serde_json::json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 8080}]}
+        })
+        .to_string(),
+    );
+    cluster.ok(&["replace", "-f", &replaced, "--validate=false"]);
+    let got = json(&cluster.ok(&["get", "service", "web", "-o", "json"]));
+    assert_eq!(got["spec"]["clusterIP"], ip.as_str());
+    assert_eq!(got["spec"]["ports"][0]["port"], 8080);
+    let err = cluster.fails(&[
+        "patch",
+        "service",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"clusterIP":"10.43.7.7"}}"#,
+    ]);
+    assert!(err.contains("may not change once set"), "{err}");
+
+    // Node ports: a requested one is taken once; released on delete.
+    let np = svc(
+        "np",
+        r#"{"type":"NodePort","selector":{"app":"web"},"ports":[{"port":80,"nodePort":31000}]}"#,
+    );
+    cluster.ok(&["create", "-f", &np, "--validate=false"]);
+    let other = svc(
+        "np2",
+        r#"{"type":"NodePort","selector":{"app":"web"},"ports":[{"port":80,"nodePort":31000}]}"#,
+    );
+    let err = cluster.fails(&["create", "-f", &other, "--validate=false"]);
+    assert!(
+        err.contains(
+            "spec.ports[0].nodePort: Invalid value: 31000: provided port is already allocated"
+        ),
+        "{err}"
+    );
+    cluster.ok(&["delete", "service", "np"]);
+    cluster.ok(&["create", "-f", &other, "--validate=false"]);
+
+    // Switching a Service to NodePort allocates a node port in the range.
+    cluster.ok(&[
+        "patch",
+        "service",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"type":"NodePort"}}"#,
+    ]);
+    let got = json(&cluster.ok(&["get", "service", "web", "-o", "json"]));
+    let port = got["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+    assert!((30000..=32767).contains(&port), "{port}");
+    assert_eq!(got["spec"]["externalTrafficPolicy"], "Cluster");
+
+    // A requested cluster IP that is taken is refused with upstream's message.
+    let taken = svc(
+        "taken",
+        &format!(r#"{{"clusterIP":"{ip}","ports":[{{"port":80}}]}}"#),
+    );
+    let err = cluster.fails(&["create", "-f", &taken, "--validate=false"]);
+    assert!(
+        err.contains(&format!(
+            "failed to allocate IP {ip}: provided IP address is already allocated"
+        )),
+        "{err}"
+    );
+
+    // Invalid specs are 422 with field causes.
+    let bad = svc("bad", r#"{"ports":[{"port":70000}]}"#);
+    let err = cluster.fails(&["create", "-f", &bad, "--validate=false"]);
+    assert!(
+        err.contains("spec.ports[0].port: Invalid value: 70000"),
+        "{err}"
+    );
+
+    // Headless and ExternalName get no address.
+    let headless = svc(
+        "headless",
+        r#"{"clusterIP":"None","selector":{"app":"web"},"ports":[{"port":80}]}"#,
+    );
+    cluster.ok(&["create", "-f", &headless, "--validate=false"]);
+    assert_eq!(
+        json(&cluster.ok(&["get", "service", "headless", "-o", "json"]))["spec"]["clusterIP"],
+        "None"
+    );
+    let external = svc(
+        "ext",
+        r#"{"type":"ExternalName","externalName":"db.example.com"}"#,
+    );
+    cluster.ok(&["create", "-f", &external, "--validate=false"]);
+    assert!(
+        json(&cluster.ok(&["get", "service", "ext", "-o", "json"]))["spec"]
+            .get("clusterIP")
+            .is_none()
+    );
+
+    // Addresses survive a restart: the rebuilt range still holds them.
+    let mut cluster = cluster;
+    cluster.stop_server();
+    cluster.start_server();
+    let err = cluster.fails(&["create", "-f", &taken, "--validate=false"]);
+    assert!(err.contains("already allocated"), "{err}");
+}
