@@ -8,11 +8,17 @@
 //! - [`status`]: API errors as `metav1.Status`.
 //! - [`service`]: Services' defaults and validation.
 //! - [`patch`]: JSON patch and merge patch.
+//! - [`protobuf`]: Kubernetes protobuf bodies to JSON, from [`schema`].
+//! - [`table`]: server-side printing, the `Table` `kubectl get` shows.
+//! - [`schema`]: the protobuf messages of the built-in API: tags, JSON names, patch markers, kinds.
 
 pub mod fields;
 pub mod labels;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
+pub mod schema;
 pub mod service;
 pub mod status;
+pub mod table;
 pub mod validation;

@@ -49,7 +49,11 @@ pub fn decode_object(body: &[u8], content_type: &str) -> Result<Value, ApiError>
     match content_type {
         "" | "application/json" | "*/*" => {}
         "application/vnd.kubernetes.protobuf" => {
-            return Err(ApiError::unsupported_media_type(content_type));
+            return cox_api::protobuf::decode(body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body of the request could not be decoded as protobuf: {e}"
+                ))
+            });
         }
         other if other.ends_with("+json") => {}
         other => return Err(ApiError::unsupported_media_type(other)),
@@ -172,7 +176,7 @@ mod tests {
             decode_object(b"x", "application/vnd.kubernetes.protobuf")
                 .unwrap_err()
                 .code,
-            415
+            400
         );
     }
 }

@@ -9,6 +9,7 @@
 //!   [`objects`]: metadata rules of creates and updates.
 //! - [`scale`]: the `scale` subresource; [`services`]: Service defaults, validation and
 //!   address allocation ([`allocator`]).
+//! - [`tables`]: `Table` answers (`kubectl get`), printed by `cox_api::table`.
 //! - [`bootstrap`]: the default namespaces and the `kubernetes` Service.
 //! - [`metrics`]: the `/metrics` endpoint.
 
@@ -25,6 +26,7 @@ pub mod rest;
 pub mod scale;
 pub mod server;
 pub mod services;
+pub mod tables;
 pub mod tls;
 pub mod watch;
 

@@ -2,5 +2,6 @@
 //! the same machine, the baseline it is judged against, and prints both with their ratio:
 //! these machines are shared and noisy, so only figures taken side by side compare.
 
+pub mod api;
 pub mod stats;
 pub mod store;

@@ -24,6 +24,12 @@ enum What {
         #[arg(long, value_delimiter = ',')]
         targets: Vec<String>,
     },
+    /// The API server over HTTPS: creates, gets, lists, watch fan-out, memory.
+    Api {
+        /// Small sizes: checks that the benchmark runs; the figures mean little.
+        #[arg(long)]
+        smoke: bool,
+    },
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -41,6 +47,15 @@ pub async fn run(args: Args) -> Result<()> {
             config.etcd_binary = etcd_binary;
             config.only = targets;
             cox_bench::store::run(&config).await?;
+        }
+        What::Api { smoke } => {
+            let binary = std::env::current_exe()?;
+            let config = if smoke {
+                cox_bench::api::Config::smoke(binary)
+            } else {
+                cox_bench::api::Config::full(binary)
+            };
+            cox_bench::api::run(&config).await?;
         }
     }
     Ok(())

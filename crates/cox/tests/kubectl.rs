@@ -645,3 +645,176 @@ fn services_get_defaults_addresses_and_node_ports() {
     let err = cluster.fails(&["create", "-f", &taken, "--validate=false"]);
     assert!(err.contains("already allocated"), "{err}");
 }
+
+/// The API benchmark runs end to end (small sizes) against the real binary, and every watch
+/// event arrives: the benchmark must not rot between the runs that print real figures.
+#[test]
+fn api_benchmark_runs() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = cox_bench::api::Config::smoke(std::path::PathBuf::from(env!("CARGO_BIN_EXE_cox")));
+    let report = runtime.block_on(cox_bench::api::run(&config)).unwrap();
+    assert_eq!(report.listed, config.pods);
+    assert_eq!(report.watch_delivered, report.watch_expected);
+    assert!(report.configmaps.per_sec > 0.0 && report.rss_idle > 0 && report.rss_loaded > 0);
+}
+
+/// kubectl 1.32+ sends these typed creates as protobuf.
+#[test]
+fn typed_create_commands_work() {
+    let cluster = Cluster::start();
+    cluster.ok(&["create", "namespace", "team-b"]);
+    cluster.ok(&[
+        "create",
+        "configmap",
+        "c1",
+        "-n",
+        "team-b",
+        "--from-literal=a=b",
+        "--from-literal=x=y",
+    ]);
+    let cm = json(&cluster.ok(&["get", "configmap", "c1", "-n", "team-b", "-o", "json"]));
+    assert_eq!(cm["data"], serde_json::json!({"a": "b", "x": "y"}));
+    cluster.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "s1",
+        "--from-literal=pw=hunter2",
+    ]);
+    let secret = json(&cluster.ok(&["get", "secret", "s1", "-o", "json"]));
+    assert_eq!(secret["data"]["pw"], "aHVudGVyMg==");
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
+    let deploy = json(&cluster.ok(&["get", "deployment", "web", "-o", "json"]));
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx"
+    );
+    assert_eq!(deploy["spec"]["selector"]["matchLabels"]["app"], "web");
+    cluster.ok(&["create", "service", "nodeport", "np", "--tcp=80:8080"]);
+    let svc = json(&cluster.ok(&["get", "service", "np", "-o", "json"]));
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+    assert!(svc["spec"]["ports"][0]["nodePort"].as_u64().is_some());
+    cluster.ok(&["create", "job", "j1", "--image=busybox", "--", "echo", "hi"]);
+    let job = json(&cluster.ok(&["get", "job", "j1", "-o", "json"]));
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!(["echo", "hi"])
+    );
+    cluster.ok(&["create", "serviceaccount", "sa1"]);
+    cluster.ok(&["create", "role", "r1", "--verb=get", "--resource=pods"]);
+    cluster.ok(&[
+        "create",
+        "rolebinding",
+        "rb1",
+        "--role=r1",
+        "--serviceaccount=default:sa1",
+    ]);
+    cluster.ok(&[
+        "autoscale",
+        "deployment",
+        "web",
+        "--min=1",
+        "--max=3",
+        "--cpu-percent=50",
+    ]);
+    let hpa = json(&cluster.ok(&["get", "hpa", "web", "-o", "json"]));
+    assert_eq!(hpa["spec"]["maxReplicas"], 3);
+    // A garbled protobuf body is a 400, and the server carries on.
+    let garbage = cluster.file("garbage.pb", "k8s\u{0}\u{0a}\u{50}\u{01}");
+    let tls = cluster.data_dir().join("server/tls");
+    let (cert, key, ca) = (
+        tls.join("admin.crt"),
+        tls.join("admin.key"),
+        tls.join("ca.crt"),
+    );
+    let raw = cluster.exec(
+        "curl",
+        &[
+            "-s",
+            "--cert",
+            &cert.display().to_string(),
+            "--key",
+            &key.display().to_string(),
+            "--cacert",
+            &ca.display().to_string(),
+            "-H",
+            "Content-Type: application/vnd.kubernetes.protobuf",
+            "--data-binary",
+            &format!("@{garbage}"),
+            "https://127.0.0.1:6443/api/v1/namespaces/default/configmaps",
+        ],
+    );
+    let status = json(&String::from_utf8_lossy(&raw.stdout));
+    assert_eq!(
+        (status["code"].as_i64(), status["reason"].as_str()),
+        (Some(400), Some("BadRequest")),
+        "{status}"
+    );
+    cluster.ok(&["get", "namespaces"]);
+}
+
+#[test]
+fn get_prints_upstream_columns() {
+    let cluster = Cluster::start();
+    let out = cluster.ok(&["get", "service", "kubernetes"]);
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        &lines[1][..5],
+        ["kubernetes", "ClusterIP", "10.43.0.1", "<none>", "443/TCP"]
+    );
+    let wide = cluster.ok(&["get", "service", "kubernetes", "-o", "wide"]);
+    assert!(wide.lines().next().unwrap().ends_with("SELECTOR"), "{wide}");
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=3",
+    ]);
+    let out = cluster.ok(&["get", "deployments"]);
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    );
+    assert_eq!(&lines[1][..4], ["web", "0/3", "0", "0"]);
+    let ns = cluster.ok(&["get", "namespaces", "--no-headers"]);
+    assert!(
+        ns.lines()
+            .any(|l| l.split_whitespace().take(2).eq(["kube-system", "Active"])),
+        "{ns}"
+    );
+    let all = cluster.ok(&["get", "all"]);
+    assert!(
+        all.contains("service/kubernetes") && all.contains("deployment.apps/web"),
+        "{all}"
+    );
+}
