@@ -3,8 +3,9 @@
 //!
 //! - [`registry`]: every built-in resource served, with its names, scope, verbs, subresources
 //!   and storage key.
+//! - [`defaults`]: upstream's defaults for built-in kinds.
 //! - [`labels`], [`fields`]: label and field selectors.
-//! - [`validation`]: field errors and the name rules.
+//! - [`validation`]: field errors and the name rules; [`validate`]: per-kind checks.
 //! - [`status`]: API errors as `metav1.Status`.
 //! - [`service`]: Services' defaults and validation.
 //! - [`patch`]: JSON patch and merge patch.
@@ -12,6 +13,7 @@
 //! - [`table`]: server-side printing, the `Table` `kubectl get` shows.
 //! - [`schema`]: the protobuf messages of the built-in API: tags, JSON names, patch markers, kinds.
 
+pub mod defaults;
 pub mod fields;
 pub mod labels;
 pub mod patch;
@@ -21,4 +23,5 @@ pub mod schema;
 pub mod service;
 pub mod status;
 pub mod table;
+pub mod validate;
 pub mod validation;

@@ -344,7 +344,12 @@ impl Rest {
         objects::prepare_create(resource, request.namespace.as_deref(), &mut object)?;
         if resource.plural == "namespaces" {
             default_namespace(&mut object);
+        } else if resource.group.is_empty() && resource.plural == "pods" {
+            cox_api::defaults::pod_create(&mut object);
+        } else {
+            cox_api::defaults::apply(resource.group, resource.kind, &mut object);
         }
+        check_valid(resource, &object)?;
         let name = objects::str_at(&object, "/metadata/name").to_owned();
         if let Some(namespace) = request.namespace.as_deref() {
             self.check_namespace(namespace).await?;
@@ -523,6 +528,10 @@ impl Rest {
             let old = decode(&current)?;
             let mut new = change(&old, &current).map_err(|e| e.unwrap_or_else(conflict))?;
             objects::prepare_update(resource, &old, &mut new, scope)?;
+            if scope == UpdateScope::Main {
+                cox_api::defaults::apply(resource.group, resource.kind, &mut new);
+                check_valid(resource, &new)?;
+            }
             let (taken, freed) = if is_service(resource) && scope == UpdateScope::Main {
                 self.services.prepare_update(&old, &mut new).await?
             } else {
@@ -679,6 +688,21 @@ impl Rest {
             "items": deleted,
         }))
     }
+}
+
+/// Per-kind validation, answered as upstream's 422.
+fn check_valid(resource: &Resource, object: &Value) -> Result<(), ApiError> {
+    let errors = cox_api::validate::validate(resource.group, resource.kind, object);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let name = objects::str_at(object, "/metadata/name");
+    Err(ApiError::invalid(
+        resource.group,
+        resource.kind,
+        name,
+        &errors,
+    ))
 }
 
 fn is_service(resource: &Resource) -> bool {

@@ -818,3 +818,63 @@ fn get_prints_upstream_columns() {
         "{all}"
     );
 }
+
+#[test]
+fn pods_and_workloads_get_upstream_defaults_and_validation() {
+    let cluster = Cluster::start();
+    cluster.ok(&["run", "web", "--image=nginx:1.27", "--port=80"]);
+    let pod = json(&cluster.ok(&["get", "pod", "web", "-o", "json"]));
+    assert_eq!(pod["status"]["phase"], "Pending");
+    assert_eq!(pod["status"]["qosClass"], "BestEffort");
+    assert_eq!(pod["spec"]["restartPolicy"], "Always");
+    assert_eq!(pod["spec"]["dnsPolicy"], "ClusterFirst");
+    assert_eq!(pod["spec"]["serviceAccountName"], "default");
+    assert_eq!(
+        pod["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+    assert_eq!(pod["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+    let row: Vec<String> = cluster
+        .ok(&["get", "pod", "web", "--no-headers"])
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(&row[..4], ["web", "0/1", "Pending", "0"]);
+
+    let no_image = cluster.file("bad-pod.json", r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"bad"},"spec":{"containers":[{"name":"c"}]}}"#);
+    let err = cluster.fails(&["create", "-f", &no_image, "--validate=false"]);
+    assert!(
+        err.contains("Pod \"bad\" is invalid: spec.containers[0].image: Required value"),
+        "{err}"
+    );
+
+    let mismatch = cluster.file(
+        "bad-deploy.json",
+        r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"bad"},
+            "spec":{"selector":{"matchLabels":{"app":"a"}},
+                    "template":{"metadata":{"labels":{"app":"b"}},"spec":{"containers":[{"name":"c","image":"x"}]}}}}"#,
+    );
+    let err = cluster.fails(&["create", "-f", &mismatch, "--validate=false"]);
+    assert!(
+        err.contains("`selector` does not match template `labels`"),
+        "{err}"
+    );
+
+    cluster.ok(&["create", "deployment", "web", "--image=nginx"]);
+    let deploy = json(&cluster.ok(&["get", "deployment", "web", "-o", "json"]));
+    assert_eq!(
+        deploy["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
+        "25%"
+    );
+    assert_eq!(deploy["spec"]["revisionHistoryLimit"], 10);
+    assert_eq!(deploy["spec"]["progressDeadlineSeconds"], 600);
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+        "Always"
+    );
+    cluster.ok(&["create", "secret", "generic", "s", "--from-literal=a=b"]);
+    assert_eq!(
+        json(&cluster.ok(&["get", "secret", "s", "-o", "json"]))["type"],
+        "Opaque"
+    );
+}

@@ -1,0 +1,436 @@
+//! Upstream's defaults for built-in kinds (`SetDefaults_*`, and the create-time work of the
+//! default admission plugins that every cluster runs: ServiceAccount's account name, Priority,
+//! DefaultTolerationSeconds), applied to objects as JSON. Only absent fields are filled in.
+//!
+//! Services have their own module ([`crate::service`]), since their defaults go with address
+//! allocation.
+
+use serde_json::{Map, Value, json};
+
+/// Sets `key` to `value` when it is absent or null.
+fn default(object: &mut Value, key: &str, value: Value) {
+    if let Some(map) = object.as_object_mut() {
+        let slot = map.entry(key).or_insert(Value::Null);
+        if slot.is_null() {
+            *slot = value;
+        }
+    }
+}
+
+/// The object at `key`, created empty when absent.
+fn child<'a>(object: &'a mut Value, key: &str) -> &'a mut Value {
+    if !object.get(key).is_some_and(Value::is_object) {
+        object[key] = Value::Object(Map::new());
+    }
+    &mut object[key]
+}
+
+fn each<'a>(object: &'a mut Value, key: &str) -> impl Iterator<Item = &'a mut Value> {
+    object
+        .get_mut(key)
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+}
+
+/// `Always` for `:latest` or untagged images, else `IfNotPresent` (digests included).
+pub fn image_pull_policy(image: &str) -> &'static str {
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    // The tag is after the last colon that follows the last slash (a registry port is not a tag).
+    let name = image.rsplit('/').next().unwrap_or(image);
+    match name.rsplit_once(':') {
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+fn probe(probe: &mut Value) {
+    if !probe.is_object() {
+        return;
+    }
+    default(probe, "timeoutSeconds", json!(1));
+    default(probe, "periodSeconds", json!(10));
+    default(probe, "successThreshold", json!(1));
+    default(probe, "failureThreshold", json!(3));
+    if let Some(http) = probe.get_mut("httpGet").filter(|h| h.is_object()) {
+        default(http, "path", json!("/"));
+        default(http, "scheme", json!("HTTP"));
+    }
+}
+
+fn container(container: &mut Value) {
+    let image = container
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    default(
+        container,
+        "imagePullPolicy",
+        json!(image_pull_policy(&image)),
+    );
+    default(
+        container,
+        "terminationMessagePath",
+        json!("/dev/termination-log"),
+    );
+    default(container, "terminationMessagePolicy", json!("File"));
+    default(container, "resources", json!({}));
+    for port in each(container, "ports") {
+        default(port, "protocol", json!("TCP"));
+    }
+    for name in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(p) = container.get_mut(name) {
+            probe(p);
+        }
+    }
+    for env in each(container, "env") {
+        if let Some(field) = env.pointer_mut("/valueFrom/fieldRef") {
+            default(field, "apiVersion", json!("v1"));
+        }
+    }
+}
+
+/// Defaults of a pod spec (pods, and the templates of workloads).
+pub fn pod_spec(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
+    default(spec, "restartPolicy", json!("Always"));
+    default(spec, "dnsPolicy", json!("ClusterFirst"));
+    default(spec, "terminationGracePeriodSeconds", json!(30));
+    default(spec, "securityContext", json!({}));
+    default(spec, "schedulerName", json!("default-scheduler"));
+    default(spec, "enableServiceLinks", json!(true));
+    for list in ["containers", "initContainers"] {
+        for c in each(spec, list) {
+            container(c);
+        }
+    }
+    for volume in each(spec, "volumes") {
+        for source in ["configMap", "secret"] {
+            if let Some(v) = volume.get_mut(source).filter(|v| v.is_object()) {
+                default(v, "defaultMode", json!(420));
+            }
+        }
+        if let Some(projected) = volume.get_mut("projected").filter(|v| v.is_object()) {
+            default(projected, "defaultMode", json!(420));
+        }
+        if let Some(host) = volume.get_mut("hostPath").filter(|v| v.is_object()) {
+            default(host, "type", json!(""));
+        }
+        if let Some(downward) = volume.get_mut("downwardAPI").filter(|v| v.is_object()) {
+            default(downward, "defaultMode", json!(420));
+        }
+    }
+}
+
+/// The QoS class of a pod from its containers' requests and limits.
+pub fn qos_class(spec: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in &containers {
+        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
+        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+        for resource in ["cpu", "memory"] {
+            let request = requests.and_then(|r| r.get(resource));
+            let limit = limits.and_then(|l| l.get(resource));
+            any |= request.is_some() || limit.is_some();
+            // Guaranteed needs a limit for both, and any request equal to it.
+            match (request, limit) {
+                (_, None) => guaranteed = false,
+                (Some(r), Some(l)) if r != l => guaranteed = false,
+                _ => {}
+            }
+        }
+    }
+    match (any, guaranteed && !containers.is_empty()) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+/// What a new Pod gets on create: spec defaults, the admission plugins' fields, and its first
+/// status.
+pub fn pod_create(pod: &mut Value) {
+    let spec = child(pod, "spec");
+    pod_spec(spec);
+    default(spec, "serviceAccountName", json!("default"));
+    let account = spec["serviceAccountName"].clone();
+    default(spec, "serviceAccount", account);
+    default(spec, "priority", json!(0));
+    default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
+    if let Some(tolerations) = child_array(spec, "tolerations") {
+        for taint in [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable",
+        ] {
+            if !tolerations
+                .iter()
+                .any(|t| t.get("key").and_then(Value::as_str) == Some(taint))
+            {
+                tolerations.push(json!({"key": taint, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+            }
+        }
+    }
+    let qos = qos_class(spec);
+    pod["status"] = json!({"phase": "Pending", "qosClass": qos});
+}
+
+/// The array at `key`, created empty when absent or not an array; `None` only when `object`
+/// is not an object.
+fn child_array<'a>(object: &'a mut Value, key: &str) -> Option<&'a mut Vec<Value>> {
+    let slot = object
+        .as_object_mut()?
+        .entry(key)
+        .or_insert_with(|| json!([]));
+    if !slot.is_array() {
+        *slot = json!([]);
+    }
+    slot.as_array_mut()
+}
+
+fn template(workload: &mut Value) {
+    if let Some(spec) = workload.pointer_mut("/spec/template/spec") {
+        pod_spec(spec);
+    }
+}
+
+/// Defaults for a new or updated object of `group`/`kind` (not Services, see the module doc).
+pub fn apply(group: &str, kind: &str, object: &mut Value) {
+    match (group, kind) {
+        ("", "Secret") => default(object, "type", json!("Opaque")),
+        ("", "Pod") => {
+            if let Some(spec) = object.get_mut("spec") {
+                pod_spec(spec);
+            }
+        }
+        ("", "PodTemplate") => {
+            if let Some(spec) = object.pointer_mut("/template/spec") {
+                pod_spec(spec);
+            }
+        }
+        ("", "ReplicationController") => {
+            let spec = child(object, "spec");
+            default(spec, "replicas", json!(1));
+            if spec.get("selector").is_none_or(Value::is_null)
+                && let Some(labels) = spec.pointer("/template/metadata/labels").cloned()
+            {
+                spec["selector"] = labels;
+            }
+            template(object);
+        }
+        ("", "PersistentVolumeClaim") => {
+            default(child(object, "spec"), "volumeMode", json!("Filesystem"));
+        }
+        ("", "PersistentVolume") => {
+            let spec = child(object, "spec");
+            default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+            default(spec, "volumeMode", json!("Filesystem"));
+        }
+        ("apps", "Deployment") => {
+            let spec = child(object, "spec");
+            default(spec, "replicas", json!(1));
+            default(spec, "revisionHistoryLimit", json!(10));
+            default(spec, "progressDeadlineSeconds", json!(600));
+            default(spec, "strategy", json!({"type": "RollingUpdate"}));
+            let strategy = child(spec, "strategy");
+            default(strategy, "type", json!("RollingUpdate"));
+            if strategy["type"] == "RollingUpdate" {
+                let rolling = child(strategy, "rollingUpdate");
+                default(rolling, "maxUnavailable", json!("25%"));
+                default(rolling, "maxSurge", json!("25%"));
+            }
+            template(object);
+        }
+        ("apps", "ReplicaSet") => {
+            default(child(object, "spec"), "replicas", json!(1));
+            template(object);
+        }
+        ("apps", "StatefulSet") => {
+            let spec = child(object, "spec");
+            default(spec, "replicas", json!(1));
+            default(spec, "podManagementPolicy", json!("OrderedReady"));
+            default(spec, "revisionHistoryLimit", json!(10));
+            default(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
+            default(
+                spec,
+                "persistentVolumeClaimRetentionPolicy",
+                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            );
+            template(object);
+        }
+        ("apps", "DaemonSet") => {
+            let spec = child(object, "spec");
+            default(spec, "revisionHistoryLimit", json!(10));
+            default(spec, "updateStrategy", json!({"type": "RollingUpdate"}));
+            let strategy = child(spec, "updateStrategy");
+            if strategy["type"] == "RollingUpdate" {
+                let rolling = child(strategy, "rollingUpdate");
+                default(rolling, "maxUnavailable", json!(1));
+                default(rolling, "maxSurge", json!(0));
+            }
+            template(object);
+        }
+        ("batch", "Job") => {
+            let spec = child(object, "spec");
+            let (completions, parallelism) = (
+                spec.get("completions").cloned(),
+                spec.get("parallelism").cloned(),
+            );
+            if completions.as_ref().is_none_or(Value::is_null)
+                && parallelism.as_ref().is_none_or(Value::is_null)
+            {
+                spec["completions"] = json!(1);
+            }
+            default(spec, "parallelism", json!(1));
+            default(spec, "backoffLimit", json!(6));
+            default(spec, "completionMode", json!("NonIndexed"));
+            default(spec, "suspend", json!(false));
+            default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+            default(spec, "manualSelector", Value::Null);
+            template(object);
+        }
+        ("batch", "CronJob") => {
+            let spec = child(object, "spec");
+            default(spec, "concurrencyPolicy", json!("Allow"));
+            default(spec, "suspend", json!(false));
+            default(spec, "successfulJobsHistoryLimit", json!(3));
+            default(spec, "failedJobsHistoryLimit", json!(1));
+            if let Some(pod) = spec.pointer_mut("/jobTemplate/spec/template/spec") {
+                pod_spec(pod);
+            }
+        }
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            default(child(object, "spec"), "minReplicas", json!(1));
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policy_follows_the_tag() {
+        let cases = [
+            ("nginx", "Always"),
+            ("nginx:latest", "Always"),
+            ("nginx:1.27", "IfNotPresent"),
+            ("registry.local:5000/nginx", "Always"),
+            ("registry.local:5000/nginx:1", "IfNotPresent"),
+            ("nginx@sha256:abc", "IfNotPresent"),
+        ];
+        for (image, want) in cases {
+            assert_eq!(image_pull_policy(image), want, "{image}");
+        }
+    }
+
+    #[test]
+    fn a_new_pod_looks_as_upstream_stores_it() {
+        let mut pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{
+            "name": "web", "image": "nginx", "ports": [{"containerPort": 80}],
+            "readinessProbe": {"httpGet": {"port": 80}}
+        }]}});
+        pod_create(&mut pod);
+        let spec = &pod["spec"];
+        assert_eq!(spec["restartPolicy"], "Always");
+        assert_eq!(spec["dnsPolicy"], "ClusterFirst");
+        assert_eq!(spec["terminationGracePeriodSeconds"], 30);
+        assert_eq!(spec["schedulerName"], "default-scheduler");
+        assert_eq!(spec["serviceAccountName"], "default");
+        assert_eq!(spec["tolerations"].as_array().unwrap().len(), 2);
+        let c = &spec["containers"][0];
+        assert_eq!(c["imagePullPolicy"], "Always");
+        assert_eq!(c["terminationMessagePolicy"], "File");
+        assert_eq!(c["ports"][0]["protocol"], "TCP");
+        assert_eq!(c["readinessProbe"]["periodSeconds"], 10);
+        assert_eq!(c["readinessProbe"]["httpGet"]["scheme"], "HTTP");
+        assert_eq!(
+            pod["status"],
+            json!({"phase": "Pending", "qosClass": "BestEffort"})
+        );
+    }
+
+    #[test]
+    fn qos_classes() {
+        let spec =
+            |resources: Value| json!({"containers": [{"name": "a", "resources": resources}]});
+        assert_eq!(qos_class(&spec(json!({}))), "BestEffort");
+        assert_eq!(
+            qos_class(&spec(json!({"requests": {"cpu": "1"}}))),
+            "Burstable"
+        );
+        let both = json!({"cpu": "1", "memory": "1Gi"});
+        assert_eq!(
+            qos_class(&spec(json!({"limits": both.clone()}))),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&spec(json!({"limits": both.clone(), "requests": both}))),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&spec(
+                json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}})
+            )),
+            "Burstable"
+        );
+    }
+
+    #[test]
+    fn workloads_get_their_defaults_without_losing_given_values() {
+        let mut deploy = json!({"spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}}});
+        apply("apps", "Deployment", &mut deploy);
+        assert_eq!(deploy["spec"]["replicas"], 3);
+        assert_eq!(
+            deploy["spec"]["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+        );
+        assert_eq!(deploy["spec"]["revisionHistoryLimit"], 10);
+        assert_eq!(
+            deploy["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+        let mut recreate = json!({"spec": {"strategy": {"type": "Recreate"}}});
+        apply("apps", "Deployment", &mut recreate);
+        assert!(recreate["spec"]["strategy"].get("rollingUpdate").is_none());
+
+        let mut job = json!({"spec": {"template": {"spec": {"containers": []}}}});
+        apply("batch", "Job", &mut job);
+        assert_eq!(
+            (
+                job["spec"]["completions"].as_i64(),
+                job["spec"]["parallelism"].as_i64(),
+                job["spec"]["backoffLimit"].as_i64()
+            ),
+            (Some(1), Some(1), Some(6))
+        );
+        let mut parallel = json!({"spec": {"parallelism": 4}});
+        apply("batch", "Job", &mut parallel);
+        assert!(
+            parallel["spec"]["completions"].is_null(),
+            "work-queue jobs have no completions"
+        );
+
+        let mut secret = json!({"data": {}});
+        apply("", "Secret", &mut secret);
+        assert_eq!(secret["type"], "Opaque");
+        let mut rc = json!({"spec": {"template": {"metadata": {"labels": {"app": "a"}}}}});
+        apply("", "ReplicationController", &mut rc);
+        assert_eq!(rc["spec"]["selector"], json!({"app": "a"}));
+    }
+}
