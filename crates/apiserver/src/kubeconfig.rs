@@ -7,10 +7,15 @@ use std::path::Path;
 
 use base64::Engine;
 
-use crate::tls::ClusterCerts;
+use crate::tls::{ClusterCerts, KeyedCert};
 
-/// The kubeconfig text for `server` (e.g. `https://127.0.0.1:6443`).
+/// The admin kubeconfig text for `server` (e.g. `https://127.0.0.1:6443`).
 pub fn render(certs: &ClusterCerts, server: &str) -> String {
+    render_for(certs, &certs.admin, server)
+}
+
+/// A kubeconfig for the holder of `client`.
+pub fn render_for(certs: &ClusterCerts, client: &KeyedCert, server: &str) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     format!(
         "apiVersion: v1
@@ -34,13 +39,23 @@ users:
     client-key-data: {key}
 ",
         ca = b64(&certs.ca.cert_pem),
-        cert = b64(&certs.admin.cert_pem),
-        key = b64(&certs.admin.key_pem),
+        cert = b64(&client.cert_pem),
+        key = b64(&client.key_pem),
     )
 }
 
-/// Writes the kubeconfig to `path` with mode 0600, creating its directory.
+/// Writes the admin kubeconfig to `path` with mode 0600, creating its directory.
 pub fn write(certs: &ClusterCerts, server: &str, path: &Path) -> std::io::Result<()> {
+    write_for(certs, &certs.admin, server, path)
+}
+
+/// Writes a kubeconfig for the holder of `client` to `path` with mode 0600.
+pub fn write_for(
+    certs: &ClusterCerts,
+    client: &KeyedCert,
+    server: &str,
+    path: &Path,
+) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -51,7 +66,7 @@ pub fn write(certs: &ClusterCerts, server: &str, path: &Path) -> std::io::Result
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    file.write_all(render(certs, server).as_bytes())?;
+    file.write_all(render_for(certs, client, server).as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
 }

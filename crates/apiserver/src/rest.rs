@@ -496,6 +496,27 @@ impl Rest {
         Ok(scale::scale_of(resource, &updated))
     }
 
+    /// PUT of `namespaces/<name>/finalize`: only `spec.finalizers` changes (the namespace
+    /// controller removes its finalizer there once the namespace is empty).
+    pub async fn finalize_namespace(
+        &self,
+        resource: &Resource,
+        request: &ResourceRequest,
+        query: &Query,
+        object: Value,
+    ) -> Result<Value, ApiError> {
+        let finalizers = object
+            .pointer("/spec/finalizers")
+            .cloned()
+            .unwrap_or_else(|| json!([]));
+        self.guarded_update(resource, request, query, false, move |old, _| {
+            let mut new = old.clone();
+            new["spec"]["finalizers"] = finalizers.clone();
+            Ok(new)
+        })
+        .await
+    }
+
     /// Reads, changes and writes back with compare-and-swap, retrying when another write got
     /// in between (unless the client pinned the version: then that is its 409).
     async fn guarded_update<F>(
@@ -557,6 +578,18 @@ impl Rest {
                 Ok(revision) => {
                     self.services.release(&freed).await;
                     objects::set_resource_version(&mut new, revision);
+                    if finalized(resource, &new) {
+                        // Marked for deletion and nothing holds it any more: it goes now. A
+                        // write that got in between keeps it until that writer finishes.
+                        match self.store.delete(&current.key, Some(revision)).await {
+                            Ok(_) if is_service(resource) => {
+                                self.services.release(&Services::taken_by(&new)).await
+                            }
+                            Ok(_)
+                            | Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {}
+                            Err(err) => return Err(store_error(resource, &request.name, err)),
+                        }
+                    }
                     return Ok(new);
                 }
                 Err(StoreError::Conflict { .. }) if !pinned => continue,
@@ -688,6 +721,22 @@ impl Rest {
             "items": deleted,
         }))
     }
+}
+
+/// True when an object marked for deletion has no finalizer left (for namespaces, neither in
+/// `metadata.finalizers` nor in `spec.finalizers`).
+fn finalized(resource: &Resource, object: &Value) -> bool {
+    let empty = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+    };
+    object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+        && empty("/metadata/finalizers")
+        && (resource.plural != "namespaces" || empty("/spec/finalizers"))
 }
 
 /// Per-kind validation, answered as upstream's 422.

@@ -303,7 +303,10 @@ fn resolve(request: &ResourceRequest) -> Result<&'static Resource, ApiError> {
             &request.verb,
         ));
     }
-    if !matches!(request.subresource.as_str(), "" | "status" | "scale") {
+    if !matches!(
+        request.subresource.as_str(),
+        "" | "status" | "scale" | "finalize"
+    ) {
         return Err(ApiError::method_not_supported(
             resource.group,
             &format!("{}/{}", resource.plural, request.subresource),
@@ -358,6 +361,14 @@ async fn resource(
         ),
         false => None,
     };
+    if request.subresource == "finalize" {
+        let body = h::read_body(http_request.into_body()).await?;
+        let object = h::decode_object(&body, &content_type)?;
+        let done = rest
+            .finalize_namespace(resource, &request, &query, object)
+            .await?;
+        return Ok(rest::respond(StatusCode::OK, &done));
+    }
     if request.subresource == "scale" {
         return scale(rest, resource, request, query, http_request, &content_type).await;
     }

@@ -151,6 +151,15 @@ pub async fn run(args: Args) -> Result<()> {
         .with_context(|| format!("writing {}", args.write_kubeconfig.display()))?;
     tracing::info!(%listen, kubeconfig = %args.write_kubeconfig.display(), "API server ready");
 
+    // The controller manager is a client of the API like any other, with its own credentials.
+    let controller_kubeconfig = args.data_dir.join("server/cred/controller.kubeconfig");
+    let controller_cert = certs
+        .client_cert("system:kube-controller-manager", &["system:masters"])
+        .context("making the controller manager's certificate")?;
+    kubeconfig::write_for(&certs, &controller_cert, &url, &controller_kubeconfig)
+        .with_context(|| format!("writing {}", controller_kubeconfig.display()))?;
+    let controllers = tokio::spawn(run_controllers(controller_kubeconfig));
+
     server
         .serve(listener, async {
             if let Err(err) = shutdown_signal().await {
@@ -158,8 +167,21 @@ pub async fn run(args: Args) -> Result<()> {
             }
         })
         .await?;
+    controllers.abort();
     tracing::info!("shutting down");
     Ok(())
+}
+
+async fn run_controllers(kubeconfig: PathBuf) {
+    let client = async {
+        let config = kube::config::Kubeconfig::read_from(&kubeconfig)?;
+        let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await?;
+        anyhow::Ok(kube::Client::try_from(config)?)
+    };
+    match client.await {
+        Ok(client) => cox_controllers::run(client).await,
+        Err(err) => tracing::error!(error = %err, "starting the controllers"),
+    }
 }
 
 async fn shutdown_signal() -> Result<()> {

@@ -878,3 +878,55 @@ fn pods_and_workloads_get_upstream_defaults_and_validation() {
         "Opaque"
     );
 }
+
+#[test]
+fn deleting_a_namespace_deletes_its_contents_then_the_namespace() {
+    let cluster = Cluster::start();
+    cluster.ok(&["create", "namespace", "doomed"]);
+    cluster.ok(&[
+        "create",
+        "configmap",
+        "a",
+        "-n",
+        "doomed",
+        "--from-literal=x=y",
+    ]);
+    cluster.ok(&["create", "deployment", "d", "-n", "doomed", "--image=nginx"]);
+    cluster.ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "s",
+        "-n",
+        "doomed",
+        "--tcp=80:80",
+    ]);
+    let ip = json(&cluster.ok(&["get", "service", "s", "-n", "doomed", "-o", "json"]))["spec"]["clusterIP"].as_str().unwrap().to_owned();
+    // kubectl waits for the namespace to be gone (its default --wait).
+    assert!(
+        cluster
+            .ok(&["delete", "namespace", "doomed", "--timeout=60s"])
+            .contains("namespace \"doomed\" deleted")
+    );
+    let err = cluster.fails(&["get", "namespace", "doomed"]);
+    assert!(err.contains("namespaces \"doomed\" not found"), "{err}");
+    for kind in ["configmaps", "deployments", "services"] {
+        assert_eq!(
+            cluster
+                .ok(&["get", kind, "-n", "doomed", "-o", "name"])
+                .trim(),
+            "",
+            "{kind} left behind"
+        );
+    }
+    // The Service's address went back to the range with it.
+    cluster.ok(&["create", "namespace", "again"]);
+    let reuse = cluster.file("reuse.json", &format!(r#"{{"apiVersion":"v1","kind":"Service","metadata":{{"name":"r","namespace":"again"}},"spec":{{"clusterIP":"{ip}","ports":[{{"port":80}}]}}}}"#));
+    cluster.ok(&["create", "-f", &reuse, "--validate=false"]);
+    // Objects cannot be created in a namespace being deleted; other namespaces are untouched.
+    assert!(
+        cluster
+            .ok(&["get", "namespaces", "-o", "name"])
+            .contains("namespace/default")
+    );
+}
