@@ -6,7 +6,7 @@
 //! - [`defaults`]: upstream's defaults for built-in kinds.
 //! - [`labels`], [`fields`]: label and field selectors.
 //! - [`validation`]: field errors and the name rules; [`validate`]: per-kind checks.
-//! - [`status`]: API errors as `metav1.Status`.
+//! - [`status`]: API errors as `metav1.Status`; [`strict`]: server-side field validation.
 //! - [`service`]: Services' defaults and validation.
 //! - [`patch`]: JSON patch and merge patch.
 //! - [`protobuf`]: Kubernetes protobuf bodies to JSON, from [`schema`].
@@ -22,6 +22,7 @@ pub mod registry;
 pub mod schema;
 pub mod service;
 pub mod status;
+pub mod strict;
 pub mod table;
 pub mod validate;
 pub mod validation;

@@ -349,6 +349,7 @@ impl Rest {
         } else {
             cox_api::defaults::apply(resource.group, resource.kind, &mut object);
         }
+        cox_api::strict::prune_unknown(resource.group, resource.version, resource.kind, &mut object);
         check_valid(resource, &object)?;
         let name = objects::str_at(&object, "/metadata/name").to_owned();
         if let Some(namespace) = request.namespace.as_deref() {
@@ -551,6 +552,7 @@ impl Rest {
             objects::prepare_update(resource, &old, &mut new, scope)?;
             if scope == UpdateScope::Main {
                 cox_api::defaults::apply(resource.group, resource.kind, &mut new);
+                cox_api::strict::prune_unknown(resource.group, resource.version, resource.kind, &mut new);
                 check_valid(resource, &new)?;
             }
             let (taken, freed) = if is_service(resource) && scope == UpdateScope::Main {

@@ -415,31 +415,33 @@ async fn resource(
         "create" => {
             let body = h::read_body(http_request.into_body()).await?;
             let object = h::decode_object(&body, &content_type)?;
+            let warnings = check_fields(resource, &query, &object, false)?;
             let created = rest.create(resource, &request, &query, object).await?;
             let status = if query.all("dryRun").is_empty() {
                 StatusCode::CREATED
             } else {
                 StatusCode::OK
             };
-            Ok(rest::respond(status, &created))
+            Ok(with_warnings(rest::respond(status, &created), &warnings))
         }
         "update" => {
             let body = h::read_body(http_request.into_body()).await?;
             let object = h::decode_object(&body, &content_type)?;
-            Ok(rest::respond(
-                StatusCode::OK,
-                &rest.update(resource, &request, &query, object).await?,
-            ))
+            let warnings = check_fields(resource, &query, &object, false)?;
+            let updated = rest.update(resource, &request, &query, object).await?;
+            Ok(with_warnings(rest::respond(StatusCode::OK, &updated), &warnings))
         }
         "patch" => {
             let body = h::read_body(http_request.into_body()).await?;
             match PatchType::from_content_type(&content_type) {
-                Some(patch_type @ (PatchType::Json | PatchType::Merge)) => Ok(rest::respond(
-                    StatusCode::OK,
-                    &rest
-                        .patch(resource, &request, &query, patch_type, body)
-                        .await?,
-                )),
+                Some(patch_type @ (PatchType::Json | PatchType::Merge)) => {
+                    let warnings = match (patch_type, serde_json::from_slice::<Value>(&body)) {
+                        (PatchType::Merge, Ok(patch)) => check_fields(resource, &query, &patch, true)?,
+                        _ => Vec::new(),
+                    };
+                    let patched = rest.patch(resource, &request, &query, patch_type, body).await?;
+                    Ok(with_warnings(rest::respond(StatusCode::OK, &patched), &warnings))
+                }
                 _ => Err(ApiError::unsupported_media_type(&content_type)),
             }
         }
@@ -514,6 +516,40 @@ async fn scale(
             .change_scale(resource, &request, &query, change)
             .await?,
     ))
+}
+
+/// Server-side field validation of a body (or a merge patch): unknown fields are a 400 with
+/// `fieldValidation=Strict`, warnings with `Warn` (the default), nothing with `Ignore`.
+fn check_fields(resource: &Resource, query: &Query, object: &Value, patch: bool) -> Result<Vec<String>, ApiError> {
+    use cox_api::strict::{self, FieldValidation};
+    let mode = FieldValidation::parse(query.get("fieldValidation")).map_err(ApiError::bad_request)?;
+    if mode == FieldValidation::Ignore {
+        return Ok(Vec::new());
+    }
+    let (group, version, kind) = (resource.group, resource.version, resource.kind);
+    let unknown = if patch {
+        strict::unknown_patch_fields(group, version, kind, object)
+    } else {
+        strict::unknown_fields(group, version, kind, object)
+    };
+    if unknown.is_empty() {
+        return Ok(Vec::new());
+    }
+    if mode == FieldValidation::Strict {
+        return Err(ApiError::bad_request(strict::strict_message(&unknown)));
+    }
+    Ok(unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect())
+}
+
+/// Adds `Warning: 299 - "..."` headers, as upstream reports warnings.
+fn with_warnings(mut response: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for warning in warnings {
+        let escaped = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = http::HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
 }
 
 fn tokio_stream_of(

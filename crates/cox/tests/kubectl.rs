@@ -930,3 +930,42 @@ fn deleting_a_namespace_deletes_its_contents_then_the_namespace() {
             .contains("namespace/default")
     );
 }
+
+#[test]
+fn field_validation_strict_warn_and_ignore() {
+    let cluster = Cluster::start();
+    let tls = cluster.data_dir().join("server/tls");
+    let body = cluster.file(
+        "pod.json",
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"NAME"},"spec":{"containers":[{"name":"c","image":"x","arg":["y"]}]}}"#,
+    );
+    let post = |name: &str, validation: &str| {
+        let data = std::fs::read_to_string(&body).unwrap().replace("NAME", name);
+        let path = cluster.file(&format!("{name}.json"), &data);
+        let url = format!("https://127.0.0.1:6443/api/v1/namespaces/default/pods{validation}");
+        let out = cluster.exec(
+            "curl",
+            &[
+                "-s", "-i",
+                "--cert", &tls.join("admin.crt").display().to_string(),
+                "--key", &tls.join("admin.key").display().to_string(),
+                "--cacert", &tls.join("ca.crt").display().to_string(),
+                "-H", "Content-Type: application/json",
+                "--data-binary", &format!("@{path}"),
+                &url,
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let strict = post("strict", "?fieldValidation=Strict");
+    assert!(strict.starts_with("HTTP/2 400"), "{strict}");
+    assert!(strict.contains(r#"strict decoding error: unknown field \"spec.containers[0].arg\""#), "{strict}");
+    let warn = post("warned", "");
+    assert!(warn.starts_with("HTTP/2 201"), "{warn}");
+    assert!(warn.to_ascii_lowercase().contains(r#"warning: 299 - "unknown field \"spec.containers[0].arg\"""#), "{warn}");
+    let ignore = post("ignored", "?fieldValidation=Ignore");
+    assert!(ignore.starts_with("HTTP/2 201") && !ignore.to_ascii_lowercase().contains("warning:"), "{ignore}");
+    // The unknown field is dropped, as upstream's typed decoding drops it.
+    let pod = json(&cluster.ok(&["get", "pod", "warned", "-o", "json"]));
+    assert!(pod["spec"]["containers"][0].get("arg").is_none(), "{pod}");
+}
