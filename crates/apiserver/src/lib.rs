@@ -5,7 +5,8 @@
 //! - [`server`]: TLS, HTTP/1.1 and HTTP/2, authentication ([`authn`]), authorization (the
 //!   [`server::Authorizer`] trait), routing ([`request`]) and dispatch.
 //! - [`discovery`]: legacy and aggregated discovery from `cox_api::registry`.
-//! - [`rest`]: get, list, create, update, patch, delete, deletecollection; [`watch`]: watches;
+//! - [`rest`]: get, list, create, update, patch, delete, deletecollection; [`watch`]: watches,
+//!   from the [`watch_cache`];
 //!   [`objects`]: metadata rules of creates and updates.
 //! - [`scale`]: the `scale` subresource; [`services`]: Service defaults, validation and
 //!   address allocation ([`allocator`]).
@@ -29,5 +30,6 @@ pub mod services;
 pub mod tables;
 pub mod tls;
 pub mod watch;
+pub mod watch_cache;
 
 pub use server::{ApiServer, Config};

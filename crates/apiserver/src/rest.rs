@@ -154,6 +154,7 @@ fn decode_continue(token: &str, prefix: &str) -> Result<(i64, String), ApiError>
 pub struct Rest {
     pub store: Arc<dyn Store>,
     pub services: Arc<Services>,
+    pub caches: Arc<crate::watch_cache::WatchCaches>,
 }
 
 /// Strips what list items do not carry (upstream lists omit each item's apiVersion and kind).
@@ -199,6 +200,25 @@ impl Rest {
     ) -> Result<Value, ApiError> {
         let filter = Filter::from_query(resource, query)?;
         let prefix = resource.key(request.namespace.as_deref(), "");
+        // resourceVersion=0 means any recent state will do: the watch cache's. Like upstream,
+        // such a list is not paginated.
+        if query.get("resourceVersion") == Some("0")
+            && query.get("continue").is_none_or(str::is_empty)
+            && let Some(cache) = self.caches.get(&resource.key(None, "")).await
+        {
+            let (objects, revision) = cache.list(&prefix);
+            let items: Vec<Value> = objects
+                .iter()
+                .filter(|o| filter.matches(&o.object))
+                .map(|o| as_list_item(o.object.clone()))
+                .collect();
+            return Ok(json!({
+                "kind": format!("{}List", resource.kind),
+                "apiVersion": resource.api_version(),
+                "metadata": {"resourceVersion": revision.to_string()},
+                "items": items,
+            }));
+        }
         let limit: Option<usize> = match query.get("limit") {
             None | Some("") => None,
             Some(limit) => Some(limit.parse().map_err(|_| {
@@ -349,7 +369,12 @@ impl Rest {
         } else {
             cox_api::defaults::apply(resource.group, resource.kind, &mut object);
         }
-        cox_api::strict::prune_unknown(resource.group, resource.version, resource.kind, &mut object);
+        cox_api::strict::prune_unknown(
+            resource.group,
+            resource.version,
+            resource.kind,
+            &mut object,
+        );
         check_valid(resource, &object)?;
         let name = objects::str_at(&object, "/metadata/name").to_owned();
         if let Some(namespace) = request.namespace.as_deref() {
@@ -552,7 +577,12 @@ impl Rest {
             objects::prepare_update(resource, &old, &mut new, scope)?;
             if scope == UpdateScope::Main {
                 cox_api::defaults::apply(resource.group, resource.kind, &mut new);
-                cox_api::strict::prune_unknown(resource.group, resource.version, resource.kind, &mut new);
+                cox_api::strict::prune_unknown(
+                    resource.group,
+                    resource.version,
+                    resource.kind,
+                    &mut new,
+                );
                 check_valid(resource, &new)?;
             }
             let (taken, freed) = if is_service(resource) && scope == UpdateScope::Main {

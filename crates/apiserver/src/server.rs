@@ -84,7 +84,11 @@ impl ApiServer {
         ));
         Self {
             state: Arc::new(State {
-                rest: Rest { store, services },
+                rest: Rest {
+                    caches: Arc::new(crate::watch_cache::WatchCaches::new(store.clone())),
+                    store,
+                    services,
+                },
                 config,
                 authorizer: Box::new(MastersOnly),
                 metrics: Metrics::default(),
@@ -429,18 +433,28 @@ async fn resource(
             let object = h::decode_object(&body, &content_type)?;
             let warnings = check_fields(resource, &query, &object, false)?;
             let updated = rest.update(resource, &request, &query, object).await?;
-            Ok(with_warnings(rest::respond(StatusCode::OK, &updated), &warnings))
+            Ok(with_warnings(
+                rest::respond(StatusCode::OK, &updated),
+                &warnings,
+            ))
         }
         "patch" => {
             let body = h::read_body(http_request.into_body()).await?;
             match PatchType::from_content_type(&content_type) {
                 Some(patch_type @ (PatchType::Json | PatchType::Merge)) => {
                     let warnings = match (patch_type, serde_json::from_slice::<Value>(&body)) {
-                        (PatchType::Merge, Ok(patch)) => check_fields(resource, &query, &patch, true)?,
+                        (PatchType::Merge, Ok(patch)) => {
+                            check_fields(resource, &query, &patch, true)?
+                        }
                         _ => Vec::new(),
                     };
-                    let patched = rest.patch(resource, &request, &query, patch_type, body).await?;
-                    Ok(with_warnings(rest::respond(StatusCode::OK, &patched), &warnings))
+                    let patched = rest
+                        .patch(resource, &request, &query, patch_type, body)
+                        .await?;
+                    Ok(with_warnings(
+                        rest::respond(StatusCode::OK, &patched),
+                        &warnings,
+                    ))
                 }
                 _ => Err(ApiError::unsupported_media_type(&content_type)),
             }
@@ -520,9 +534,15 @@ async fn scale(
 
 /// Server-side field validation of a body (or a merge patch): unknown fields are a 400 with
 /// `fieldValidation=Strict`, warnings with `Warn` (the default), nothing with `Ignore`.
-fn check_fields(resource: &Resource, query: &Query, object: &Value, patch: bool) -> Result<Vec<String>, ApiError> {
+fn check_fields(
+    resource: &Resource,
+    query: &Query,
+    object: &Value,
+    patch: bool,
+) -> Result<Vec<String>, ApiError> {
     use cox_api::strict::{self, FieldValidation};
-    let mode = FieldValidation::parse(query.get("fieldValidation")).map_err(ApiError::bad_request)?;
+    let mode =
+        FieldValidation::parse(query.get("fieldValidation")).map_err(ApiError::bad_request)?;
     if mode == FieldValidation::Ignore {
         return Ok(Vec::new());
     }
@@ -538,7 +558,10 @@ fn check_fields(resource: &Resource, query: &Query, object: &Value, patch: bool)
     if mode == FieldValidation::Strict {
         return Err(ApiError::bad_request(strict::strict_message(&unknown)));
     }
-    Ok(unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect())
+    Ok(unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect())
 }
 
 /// Adds `Warning: 299 - "..."` headers, as upstream reports warnings.

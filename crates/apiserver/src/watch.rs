@@ -1,21 +1,24 @@
 //! Watches: newline-delimited JSON events (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`,
-//! `ERROR`), streamed until the client leaves or `timeoutSeconds` runs out.
+//! `ERROR`), streamed from the watch cache until the client leaves or `timeoutSeconds` runs out.
 //!
 //! With `resourceVersion` empty or `0` the current state comes first as ADDED events; with a
 //! revision, every change after it. Selector transitions follow upstream: an object that starts
-//! matching is ADDED, one that stops matching is DELETED.
+//! matching is ADDED, one that stops matching is DELETED. A revision older than the cache's
+//! history is answered with an `ERROR` event carrying 410 Expired, as upstream's cacher does.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use cox_api::registry::Resource;
 use cox_api::status::ApiError;
-use cox_store::{Error as StoreError, Event, EventKind};
+use cox_store::EventKind;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::request::{Query, ResourceRequest};
-use crate::rest::{Filter, Rest, decode, store_error};
+use crate::rest::{Filter, Rest};
+use crate::watch_cache::{Cached, CachedEvent, TooOld};
 
 /// Upstream's default: watches end after between 30 and 60 minutes; clients re-watch.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -30,6 +33,17 @@ fn line(event_type: &str, object: &Value) -> Bytes {
     Bytes::from(bytes)
 }
 
+/// An event line around an object encoded once, in the cache.
+fn cached_line(event_type: &str, object: &Cached) -> Bytes {
+    let mut bytes = BytesMut::with_capacity(object.json.len() + 32);
+    bytes.put_slice(b"{\"type\":\"");
+    bytes.put_slice(event_type.as_bytes());
+    bytes.put_slice(b"\",\"object\":");
+    bytes.put_slice(&object.json);
+    bytes.put_slice(b"}\n");
+    bytes.freeze()
+}
+
 fn bookmark(resource: &Resource, revision: i64, initial_events_end: bool) -> Bytes {
     let mut metadata = json!({"resourceVersion": revision.to_string()});
     if initial_events_end {
@@ -41,27 +55,25 @@ fn bookmark(resource: &Resource, revision: i64, initial_events_end: bool) -> Byt
     )
 }
 
-/// The watch event (type and object) a store event becomes for this filter, if any.
-fn translate(event: &Event, filter: &Filter) -> Result<Option<(&'static str, Value)>, ApiError> {
-    let prev = event.prev.as_ref().map(decode).transpose()?;
-    let prev_matches = prev.as_ref().is_some_and(|p| filter.matches(p));
-    Ok(match event.kind {
+/// The watch event type a cached change becomes for this filter, if any.
+fn translate(event: &CachedEvent, filter: &Filter) -> Option<&'static str> {
+    let prev_matches = event
+        .prev
+        .as_ref()
+        .is_some_and(|p| filter.matches(&p.object));
+    match event.kind {
         EventKind::Put => {
-            let object = decode(&event.kv)?;
-            let matches = filter.matches(&object);
-            match (event.is_create() || prev.is_none(), prev_matches, matches) {
-                (true, _, true) => Some(("ADDED", object)),
-                (false, true, true) => Some(("MODIFIED", object)),
-                (false, false, true) => Some(("ADDED", object)),
-                (false, true, false) => Some(("DELETED", object)),
+            let matches = filter.matches(&event.object.object);
+            match (event.created || event.prev.is_none(), prev_matches, matches) {
+                (true, _, true) => Some("ADDED"),
+                (false, true, true) => Some("MODIFIED"),
+                (false, false, true) => Some("ADDED"),
+                (false, true, false) => Some("DELETED"),
                 _ => None,
             }
         }
-        EventKind::Delete => prev.filter(|_| prev_matches).map(|mut object| {
-            crate::objects::set_resource_version(&mut object, event.revision());
-            ("DELETED", object)
-        }),
-    })
+        EventKind::Delete => prev_matches.then_some("DELETED"),
+    }
 }
 
 /// Starts a watch and returns the stream of encoded events.
@@ -86,57 +98,57 @@ pub async fn start(
     let bookmarks = query.flag("allowWatchBookmarks");
     let send_initial = query.flag("sendInitialEvents");
     let rv = query.get("resourceVersion").unwrap_or("");
-    let prefix = resource.key(request.namespace.as_deref(), "");
-
-    // The initial state, for "" and "0" (and sendInitialEvents), read at one revision.
-    let mut initial = Vec::new();
     let after = if rv.is_empty() || rv == "0" || send_initial {
-        let list = rest
-            .store
-            .list(&prefix, Default::default())
-            .await
-            .map_err(|e| store_error(resource, "", e))?;
-        for kv in &list.kvs {
-            let object = decode(kv)?;
-            if filter.matches(&object) {
-                initial.push(line("ADDED", &object));
-            }
-        }
-        list.revision
+        None
     } else {
-        rv.parse::<i64>().map_err(|_| {
+        Some(rv.parse::<i64>().map_err(|_| {
             ApiError::bad_request(format!(
                 "resourceVersion: Invalid value: {rv:?}: must be a non-negative integer"
             ))
-        })?
+        })?)
     };
+    let cache = rest
+        .caches
+        .get(&resource.key(None, ""))
+        .await
+        .ok_or_else(|| ApiError::timeout("the watch cache of this resource is not ready"))?;
     let (tx, rx) = mpsc::channel(BUFFER);
-    let store_watch = rest.store.watch(&prefix, after).await;
-    let store = rest.store.clone();
+    let subscription = match cache.subscribe(&resource.key(request.namespace.as_deref(), ""), after)
+    {
+        Ok(subscription) => subscription,
+        Err(TooOld::Before { oldest }) => {
+            let expired = ApiError::expired(format!(
+                "too old resource version: {} ({oldest})",
+                after.unwrap_or(0)
+            ));
+            let _ = tx.send(line("ERROR", &expired.to_status())).await;
+            return Ok(rx);
+        }
+    };
     tokio::spawn(async move {
-        let _store = store;
-        let mut stream = match store_watch {
-            Ok(stream) => stream,
-            Err(err) => {
-                let _ = tx
-                    .send(line("ERROR", &store_error(resource, "", err).to_status()))
-                    .await;
-                return;
-            }
-        };
-        for event in initial {
-            if tx.send(event).await.is_err() {
+        let mut seen = subscription.revision;
+        for object in &subscription.snapshot {
+            if filter.matches(&object.object)
+                && tx.send(cached_line("ADDED", object)).await.is_err()
+            {
                 return;
             }
         }
-        if send_initial && bookmarks && tx.send(bookmark(resource, after, true)).await.is_err() {
+        if send_initial && bookmarks && tx.send(bookmark(resource, seen, true)).await.is_err() {
             return;
         }
+        for event in &subscription.backlog {
+            if let Some(kind) = translate(event, &filter)
+                && tx.send(cached_line(kind, &event.object)).await.is_err()
+            {
+                return;
+            }
+        }
+        let mut live = subscription.live;
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let mut tick = tokio::time::interval(BOOKMARK_EVERY);
         tick.tick().await;
-        let mut seen = after;
         loop {
             tokio::select! {
                 () = &mut deadline => return,
@@ -146,24 +158,20 @@ pub async fn start(
                         return;
                     }
                 }
-                next = stream.next() => {
-                    let encoded = match next {
-                        None => return,
-                        Some(Err(StoreError::Compacted { requested, compacted })) => line(
-                            "ERROR",
-                            &ApiError::expired(format!("too old resource version: {requested} ({compacted})")).to_status(),
-                        ),
-                        Some(Err(err)) => line("ERROR", &ApiError::internal(err.to_string()).to_status()),
-                        Some(Ok(event)) => {
-                            seen = event.revision();
-                            match translate(&event, &filter) {
-                                Ok(Some((kind, object))) => line(kind, &object),
-                                Ok(None) => continue,
-                                Err(err) => line("ERROR", &err.to_status()),
-                            }
-                        }
+                next = live.recv() => {
+                    let event: Arc<CachedEvent> = match next {
+                        Ok(event) => event,
+                        // Too slow, or the cache started over: end the watch; the client
+                        // re-watches from its last revision.
+                        Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => return,
                     };
-                    if tx.send(encoded).await.is_err() {
+                    if event.revision <= seen {
+                        continue;
+                    }
+                    seen = event.revision;
+                    if let Some(kind) = translate(&event, &filter)
+                        && tx.send(cached_line(kind, &event.object)).await.is_err()
+                    {
                         return;
                     }
                 }
@@ -177,16 +185,15 @@ pub async fn start(
 mod tests {
     use super::*;
     use crate::request::Query;
-    use cox_store::KeyValue;
 
-    fn kv(rev: i64, create: i64, labels: Value) -> KeyValue {
-        let object = json!({"metadata": {"name": "a", "labels": labels}});
-        KeyValue {
+    fn cached(rev: i64, labels: Value) -> Arc<Cached> {
+        let object = json!({"metadata": {"name": "a", "labels": labels, "resourceVersion": rev.to_string()}});
+        Arc::new(Cached {
             key: "/registry/configmaps/ns/a".into(),
-            value: Bytes::from(serde_json::to_vec(&object).unwrap()),
-            create_revision: create,
-            mod_revision: rev,
-        }
+            revision: rev,
+            json: Bytes::from(object.to_string()),
+            object,
+        })
     }
 
     #[test]
@@ -194,55 +201,87 @@ mod tests {
         let resource = cox_api::registry::find("", "v1", "configmaps").unwrap();
         let filter =
             Filter::from_query(resource, &Query::parse(Some("labelSelector=app%3Dweb"))).unwrap();
-        let web = json!({"app": "web"});
-        let other = json!({"app": "db"});
-        let put = |prev: Option<KeyValue>, now: KeyValue| Event {
-            kind: EventKind::Put,
-            kv: now,
+        let (web, other) = (json!({"app": "web"}), json!({"app": "db"}));
+        let event = |kind, created, prev: Option<Arc<Cached>>, now: Arc<Cached>| CachedEvent {
+            kind,
+            revision: now.revision,
+            created,
+            object: now,
             prev,
         };
+        let put = EventKind::Put;
         let cases = [
-            (put(None, kv(5, 5, web.clone())), Some("ADDED")),
-            (put(None, kv(5, 5, other.clone())), None),
             (
-                put(Some(kv(5, 5, web.clone())), kv(6, 5, web.clone())),
+                event(put, true, None, cached(5, web.clone())),
+                Some("ADDED"),
+            ),
+            (event(put, true, None, cached(5, other.clone())), None),
+            (
+                event(
+                    put,
+                    false,
+                    Some(cached(5, web.clone())),
+                    cached(6, web.clone()),
+                ),
                 Some("MODIFIED"),
             ),
             (
-                put(Some(kv(5, 5, other.clone())), kv(6, 5, web.clone())),
+                event(
+                    put,
+                    false,
+                    Some(cached(5, other.clone())),
+                    cached(6, web.clone()),
+                ),
                 Some("ADDED"),
             ),
             (
-                put(Some(kv(5, 5, web.clone())), kv(6, 5, other.clone())),
+                event(
+                    put,
+                    false,
+                    Some(cached(5, web.clone())),
+                    cached(6, other.clone()),
+                ),
                 Some("DELETED"),
             ),
             (
-                put(Some(kv(5, 5, other.clone())), kv(6, 5, other.clone())),
+                event(
+                    put,
+                    false,
+                    Some(cached(5, other.clone())),
+                    cached(6, other.clone()),
+                ),
                 None,
             ),
             (
-                Event {
-                    kind: EventKind::Delete,
-                    kv: KeyValue {
-                        value: Bytes::new(),
-                        create_revision: 0,
-                        ..kv(7, 0, json!({}))
-                    },
-                    prev: Some(kv(6, 5, web.clone())),
-                },
+                event(
+                    EventKind::Delete,
+                    false,
+                    Some(cached(6, web.clone())),
+                    cached(7, web.clone()),
+                ),
                 Some("DELETED"),
+            ),
+            (
+                event(
+                    EventKind::Delete,
+                    false,
+                    Some(cached(6, other.clone())),
+                    cached(7, other),
+                ),
+                None,
             ),
         ];
         for (i, (event, want)) in cases.into_iter().enumerate() {
-            let got = translate(&event, &filter).unwrap();
-            assert_eq!(got.as_ref().map(|(t, _)| *t), want, "case {i}");
-            if let Some((_, object)) = got {
-                assert_eq!(
-                    object["metadata"]["resourceVersion"],
-                    event.revision().to_string(),
-                    "case {i}"
-                );
-            }
+            assert_eq!(translate(&event, &filter), want, "case {i}");
         }
+        let line = cached_line("ADDED", &cached(9, web));
+        let decoded: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            (
+                decoded["type"].as_str(),
+                decoded["object"]["metadata"]["resourceVersion"].as_str()
+            ),
+            (Some("ADDED"), Some("9"))
+        );
     }
 }

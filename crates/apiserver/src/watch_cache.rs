@@ -1,0 +1,448 @@
+//! The watch cache: per resource, one store watch feeds an in-memory copy of every object
+//! (decoded and encoded once) and a window of recent events. Watches are served from it (a
+//! thousand watchers cost one store watch), and so are lists at `resourceVersion=0`, which is
+//! what informers send. Lists that must be current (`resourceVersion` empty) still read the
+//! store.
+//!
+//! Consistency: the cache holds the state at its `revision` exactly, since it applies the
+//! store's events in order. A watcher subscribes under the same lock that applies events, so
+//! what it is sent is the snapshot (or the history after its revision) followed by every later
+//! event, without gaps or duplicates. If the store watch fails (compaction), the cache
+//! re-lists and starts a new event stream; watchers of the old one see their stream end and
+//! re-watch, as upstream's clients do.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cox_store::{Event, EventKind, KeyValue, ListOptions, Revision, Store};
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+
+/// Events kept for watchers resuming from a recent revision.
+const HISTORY: usize = 10_000;
+/// Events a watcher may fall behind before it is closed (it re-watches from where it was).
+const LAG: usize = 10_000;
+
+/// One object as the cache holds it.
+#[derive(Debug)]
+pub struct Cached {
+    pub key: String,
+    pub revision: Revision,
+    /// The object, with its resourceVersion.
+    pub object: Value,
+    /// `object` encoded once for every watcher and list.
+    pub json: Bytes,
+}
+
+impl Cached {
+    fn from_kv(kv: &KeyValue) -> Option<Arc<Self>> {
+        let mut object: Value = serde_json::from_slice(&kv.value).ok()?;
+        crate::objects::set_resource_version(&mut object, kv.mod_revision);
+        Some(Arc::new(Self::new(kv.key.clone(), kv.mod_revision, object)))
+    }
+
+    fn new(key: String, revision: Revision, object: Value) -> Self {
+        let json = Bytes::from(serde_json::to_vec(&object).unwrap_or_default());
+        Self {
+            key,
+            revision,
+            object,
+            json,
+        }
+    }
+}
+
+/// One change, as watchers get it.
+#[derive(Debug)]
+pub struct CachedEvent {
+    pub kind: EventKind,
+    pub revision: Revision,
+    pub created: bool,
+    /// The new version; for a delete, the deleted version stamped with the delete's revision.
+    pub object: Arc<Cached>,
+    pub prev: Option<Arc<Cached>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    objects: BTreeMap<String, Arc<Cached>>,
+    revision: Revision,
+    history: VecDeque<Arc<CachedEvent>>,
+    /// History covers the events after this revision.
+    oldest: Revision,
+    events: Option<broadcast::Sender<Arc<CachedEvent>>>,
+}
+
+/// What a new watcher starts from.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The objects at `revision` (for watches from "now" or "0"), or empty.
+    pub snapshot: Vec<Arc<Cached>>,
+    /// Events after the requested revision that happened before subscribing.
+    pub backlog: Vec<Arc<CachedEvent>>,
+    pub revision: Revision,
+    pub live: broadcast::Receiver<Arc<CachedEvent>>,
+}
+
+/// Why a watch cannot start from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TooOld {
+    /// The requested revision is older than the cache's history.
+    Before { oldest: Revision },
+}
+
+/// The store was closed.
+#[derive(Debug)]
+struct Closed;
+
+/// The cache of one resource (one storage prefix).
+#[derive(Debug)]
+pub struct Cache {
+    state: RwLock<State>,
+    ready: watch::Receiver<bool>,
+}
+
+impl Cache {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until the cache has loaded (at most `limit`); false if it has not.
+    pub async fn wait_ready(&self, limit: Duration) -> bool {
+        let mut ready = self.ready.clone();
+        tokio::time::timeout(limit, ready.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The objects under `prefix` and the revision they are at.
+    pub fn list(&self, prefix: &str) -> (Vec<Arc<Cached>>, Revision) {
+        let state = self.read();
+        let objects = state
+            .objects
+            .range(prefix.to_owned()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(_, object)| Arc::clone(object))
+            .collect();
+        (objects, state.revision)
+    }
+
+    /// Subscribes from "now" with the current objects (`after` None) or from revision `after`.
+    pub fn subscribe(&self, prefix: &str, after: Option<Revision>) -> Result<Subscription, TooOld> {
+        let state = self.read();
+        let Some(sender) = state.events.as_ref() else {
+            return Err(TooOld::Before {
+                oldest: state.revision,
+            });
+        };
+        let live = sender.subscribe();
+        match after {
+            None => {
+                let snapshot = state
+                    .objects
+                    .range(prefix.to_owned()..)
+                    .take_while(|(key, _)| key.starts_with(prefix))
+                    .map(|(_, object)| Arc::clone(object))
+                    .collect();
+                Ok(Subscription {
+                    snapshot,
+                    backlog: Vec::new(),
+                    revision: state.revision,
+                    live,
+                })
+            }
+            Some(after) if after < state.oldest => Err(TooOld::Before {
+                oldest: state.oldest,
+            }),
+            Some(after) => {
+                let backlog = state
+                    .history
+                    .iter()
+                    .filter(|e| e.revision > after && e.object.key.starts_with(prefix))
+                    .cloned()
+                    .collect();
+                Ok(Subscription {
+                    snapshot: Vec::new(),
+                    backlog,
+                    revision: state.revision.max(after),
+                    live,
+                })
+            }
+        }
+    }
+
+    /// Loads everything under `prefix` from the store; returns the revision to watch after.
+    async fn load(&self, store: &Arc<dyn Store>, prefix: &str) -> Result<Option<Revision>, Closed> {
+        let list = match store.list(prefix, ListOptions::default()).await {
+            Ok(list) => list,
+            Err(cox_store::Error::Closed) => return Err(Closed),
+            Err(err) => {
+                tracing::warn!(%prefix, error = %err, "watch cache: listing");
+                return Ok(None);
+            }
+        };
+        let objects = list
+            .kvs
+            .iter()
+            .filter_map(|kv| Some((kv.key.clone(), Cached::from_kv(kv)?)))
+            .collect();
+        let (sender, _) = broadcast::channel(LAG);
+        let mut state = self.write();
+        *state = State {
+            objects,
+            revision: list.revision,
+            history: VecDeque::new(),
+            oldest: list.revision,
+            events: Some(sender),
+        };
+        Ok(Some(list.revision))
+    }
+
+    fn apply(&self, event: &Event) {
+        let mut state = self.write();
+        let prev = state.objects.get(&event.kv.key).cloned();
+        let cached = match event.kind {
+            EventKind::Put => match Cached::from_kv(&event.kv) {
+                Some(cached) => {
+                    state
+                        .objects
+                        .insert(cached.key.clone(), Arc::clone(&cached));
+                    cached
+                }
+                None => return,
+            },
+            EventKind::Delete => {
+                state.objects.remove(&event.kv.key);
+                let Some(prev) = prev.clone() else { return };
+                let mut object = prev.object.clone();
+                crate::objects::set_resource_version(&mut object, event.revision());
+                Arc::new(Cached::new(prev.key.clone(), event.revision(), object))
+            }
+        };
+        let cached_event = Arc::new(CachedEvent {
+            kind: event.kind,
+            revision: event.revision(),
+            created: event.is_create(),
+            object: cached,
+            prev,
+        });
+        state.revision = event.revision();
+        state.history.push_back(Arc::clone(&cached_event));
+        while state.history.len() > HISTORY {
+            if let Some(dropped) = state.history.pop_front() {
+                state.oldest = dropped.revision;
+            }
+        }
+        if let Some(sender) = state.events.as_ref() {
+            // No receivers is fine.
+            let _ = sender.send(cached_event);
+        }
+    }
+
+    /// Ends the current event stream (its watchers' streams close).
+    fn reset(&self) {
+        self.write().events = None;
+    }
+}
+
+/// Keeps one cache per resource, fed for as long as the server runs.
+async fn feed(
+    cache: Arc<Cache>,
+    store: Arc<dyn Store>,
+    prefix: String,
+    ready: watch::Sender<bool>,
+) {
+    loop {
+        let revision = match cache.load(&store, &prefix).await {
+            Ok(Some(revision)) => revision,
+            Ok(None) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            // The store is gone: so is the server this cache served.
+            Err(Closed) => return,
+        };
+        let _ = ready.send(true);
+        match store.watch(&prefix, revision).await {
+            Ok(mut events) => {
+                while let Some(event) = events.next().await {
+                    match event {
+                        Ok(event) => cache.apply(&event),
+                        Err(err) => {
+                            tracing::info!(%prefix, error = %err, "watch cache: store watch ended; re-listing");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(%prefix, error = %err, "watch cache: watching the store"),
+        }
+        cache.reset();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every resource's cache, created on first use.
+#[derive(Debug)]
+pub struct WatchCaches {
+    store: Arc<dyn Store>,
+    caches: Mutex<HashMap<String, Arc<Cache>>>,
+}
+
+impl WatchCaches {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            caches: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cache of the resource stored under `prefix` (e.g. `/registry/pods/`), ready.
+    pub async fn get(&self, prefix: &str) -> Option<Arc<Cache>> {
+        let cache = {
+            let mut caches = self
+                .caches
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match caches.get(prefix) {
+                Some(cache) => Arc::clone(cache),
+                None => {
+                    let (ready_tx, ready) = watch::channel(false);
+                    let cache = Arc::new(Cache {
+                        state: RwLock::new(State::default()),
+                        ready,
+                    });
+                    caches.insert(prefix.to_owned(), Arc::clone(&cache));
+                    tokio::spawn(feed(
+                        Arc::clone(&cache),
+                        Arc::clone(&self.store),
+                        prefix.to_owned(),
+                        ready_tx,
+                    ));
+                    cache
+                }
+            }
+        };
+        cache
+            .wait_ready(Duration::from_secs(30))
+            .await
+            .then_some(cache)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cox_store::sqlite::{SqliteOptions, SqliteStore};
+
+    async fn store() -> (Arc<dyn Store>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (
+            Arc::new(
+                SqliteStore::open(dir.path(), SqliteOptions::default())
+                    .await
+                    .unwrap(),
+            ),
+            dir,
+        )
+    }
+
+    fn value(name: &str, v: u32) -> Bytes {
+        Bytes::from(serde_json::json!({"metadata": {"name": name}, "v": v}).to_string())
+    }
+
+    async fn eventually(mut check: impl FnMut() -> bool) {
+        for _ in 0..200 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("condition not reached");
+    }
+
+    #[tokio::test]
+    async fn mirrors_the_store_and_serves_history() {
+        let (store, _dir) = store().await;
+        let a = store
+            .create("/registry/configmaps/ns/a", value("a", 1))
+            .await
+            .unwrap();
+        let caches = WatchCaches::new(store.clone());
+        let cache = caches.get("/registry/configmaps/").await.unwrap();
+        let (objects, revision) = cache.list("/registry/configmaps/");
+        assert_eq!((objects.len(), revision), (1, a));
+        assert_eq!(
+            objects[0].object["metadata"]["resourceVersion"],
+            a.to_string()
+        );
+
+        let from_now = cache.subscribe("/registry/configmaps/ns/", None).unwrap();
+        assert_eq!(from_now.snapshot.len(), 1);
+        let mut live = from_now.live;
+        let a2 = store
+            .update("/registry/configmaps/ns/a", value("a", 2), a)
+            .await
+            .unwrap();
+        let b = store
+            .create("/registry/configmaps/other/b", value("b", 1))
+            .await
+            .unwrap();
+        let (_, deleted) = store
+            .delete("/registry/configmaps/ns/a", None)
+            .await
+            .unwrap();
+        let got: Vec<(EventKind, Revision)> = [
+            live.recv().await.unwrap(),
+            live.recv().await.unwrap(),
+            live.recv().await.unwrap(),
+        ]
+        .iter()
+        .map(|e| (e.kind, e.revision))
+        .collect();
+        assert_eq!(
+            got,
+            [
+                (EventKind::Put, a2),
+                (EventKind::Put, b),
+                (EventKind::Delete, deleted)
+            ]
+        );
+
+        eventually(|| cache.list("/registry/configmaps/").1 == deleted).await;
+        // Resuming from a revision replays the history after it, for the prefix only.
+        let resumed = cache
+            .subscribe("/registry/configmaps/ns/", Some(a))
+            .unwrap();
+        let replayed: Vec<Revision> = resumed.backlog.iter().map(|e| e.revision).collect();
+        assert_eq!(replayed, [a2, deleted]);
+        let deleted_event = &resumed.backlog[1];
+        assert_eq!(
+            deleted_event.object.object["v"], 2,
+            "a delete carries the deleted version"
+        );
+        assert_eq!(
+            deleted_event.object.object["metadata"]["resourceVersion"],
+            deleted.to_string()
+        );
+        assert!(matches!(
+            cache.subscribe("", Some(a - 1)),
+            Err(TooOld::Before { .. })
+        ));
+        let (objects, _) = cache.list("/registry/configmaps/");
+        assert_eq!(
+            objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+            ["/registry/configmaps/other/b"]
+        );
+    }
+}
