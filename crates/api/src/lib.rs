@@ -9,6 +9,8 @@
 //! - [`status`]: API errors as `metav1.Status`; [`strict`]: server-side field validation.
 //! - [`service`]: Services' defaults and validation.
 //! - [`patch`]: JSON patch and merge patch.
+//! - [`strategic_merge`]: strategic merge patch, from the patch markers in [`schema`].
+//! - [`openapi`]: the OpenAPI v2 and v3 documents kubectl reads for apply, validation, explain.
 //! - [`protobuf`]: Kubernetes protobuf bodies to JSON, from [`schema`].
 //! - [`table`]: server-side printing, the `Table` `kubectl get` shows.
 //! - [`schema`]: the protobuf messages of the built-in API: tags, JSON names, patch markers, kinds.
@@ -16,12 +18,14 @@
 pub mod defaults;
 pub mod fields;
 pub mod labels;
+pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;
 pub mod schema;
 pub mod service;
 pub mod status;
+pub mod strategic_merge;
 pub mod strict;
 pub mod table;
 pub mod validate;

@@ -127,16 +127,27 @@ fn prune_value(name: &str, value: &mut Value) {
 }
 
 fn prune_message(message: &'static Message, object: &mut Value, top: bool) {
-    let Some(map) = object.as_object_mut() else { return };
-    map.retain(|key, _| (top && (key == "apiVersion" || key == "kind")) || resolve(message, key).is_some());
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    map.retain(|key, _| {
+        (top && (key == "apiVersion" || key == "kind")) || resolve(message, key).is_some()
+    });
     for (key, value) in map.iter_mut() {
-        let Some(field) = resolve(message, key) else { continue };
+        let Some(field) = resolve(message, key) else {
+            continue;
+        };
         match field.kind {
             Kind::Message(name) => match value {
-                Value::Array(items) if field.repeated => items.iter_mut().for_each(|item| prune_value(name, item)),
+                Value::Array(items) if field.repeated => {
+                    items.iter_mut().for_each(|item| prune_value(name, item))
+                }
                 other => prune_value(name, other),
             },
-            Kind::Map { value: MapValue::Message(name), .. } => {
+            Kind::Map {
+                value: MapValue::Message(name),
+                ..
+            } => {
                 if let Some(entries) = value.as_object_mut() {
                     entries.values_mut().for_each(|v| prune_value(name, v));
                 }
@@ -149,7 +160,9 @@ fn prune_message(message: &'static Message, object: &mut Value, top: bool) {
 /// Drops the fields `object` has that its kind does not, as upstream's typed decoding of
 /// built-in kinds does (after warning or refusing, per `fieldValidation`).
 pub fn prune_unknown(group: &str, version: &str, kind: &str, object: &mut Value) {
-    if let Some(message) = schema::kind(group, version, kind).and_then(|k| schema::message(k.message)) {
+    if let Some(message) =
+        schema::kind(group, version, kind).and_then(|k| schema::message(k.message))
+    {
         prune_message(message, object, true);
     }
 }
@@ -241,11 +254,14 @@ mod tests {
             "spec": {"containers": [{"name": "c", "image": "x", "arg": ["y"], "resources": {"limits": {"cpu": "1"}}}]},
         });
         prune_unknown("", "v1", "Pod", &mut pod);
-        assert_eq!(pod, json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "p", "annotations": {"any.key/x": "y"}},
-            "spec": {"containers": [{"name": "c", "image": "x", "resources": {"limits": {"cpu": "1"}}}]},
-        }));
+        assert_eq!(
+            pod,
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "p", "annotations": {"any.key/x": "y"}},
+                "spec": {"containers": [{"name": "c", "image": "x", "resources": {"limits": {"cpu": "1"}}}]},
+            })
+        );
     }
 
     #[test]

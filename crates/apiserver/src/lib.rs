@@ -12,7 +12,7 @@
 //!   address allocation ([`allocator`]).
 //! - [`tables`]: `Table` answers (`kubectl get`), printed by `cox_api::table`.
 //! - [`bootstrap`]: the default namespaces and the `kubernetes` Service.
-//! - [`metrics`]: the `/metrics` endpoint.
+//! - [`metrics`]: the `/metrics` endpoint; [`openapi`]: the OpenAPI documents.
 
 pub mod allocator;
 pub mod authn;
@@ -22,6 +22,7 @@ pub mod http;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod objects;
+pub mod openapi;
 pub mod request;
 pub mod rest;
 pub mod scale;

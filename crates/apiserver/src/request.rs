@@ -36,6 +36,15 @@ pub enum Route {
     Health(&'static str),
     Version,
     Metrics,
+    /// `/openapi/v2`
+    OpenApiV2,
+    /// `/openapi/v3`
+    OpenApiV3Index,
+    /// `/openapi/v3/api/v1`, `/openapi/v3/apis/<group>/<version>`
+    OpenApiV3 {
+        group: String,
+        version: String,
+    },
     /// Anything else.
     Unknown,
 }
@@ -113,6 +122,16 @@ pub fn route(method: &http::Method, path: &str, watch: bool) -> Route {
         ["readyz"] | ["readyz", ..] => Route::Health("readyz"),
         ["version"] => Route::Version,
         ["metrics"] => Route::Metrics,
+        ["openapi", "v2"] => Route::OpenApiV2,
+        ["openapi", "v3"] => Route::OpenApiV3Index,
+        ["openapi", "v3", "api", version] => Route::OpenApiV3 {
+            group: String::new(),
+            version: (*version).to_owned(),
+        },
+        ["openapi", "v3", "apis", group, version] => Route::OpenApiV3 {
+            group: (*group).to_owned(),
+            version: (*version).to_owned(),
+        },
         ["api"] => Route::CoreVersions,
         ["api", version] => Route::Resources {
             group: String::new(),

@@ -24,7 +24,11 @@ use crate::metrics::Metrics;
 use crate::request::{self, Query, ResourceRequest, Route};
 use crate::rest::{self, Rest};
 use crate::tls::{self, ClusterCerts};
-use crate::{discovery, tables, watch};
+use crate::{discovery, openapi, tables, watch};
+
+/// HTTP/2 streams one connection may have open (upstream's --http2-max-streams-per-connection
+/// is of the same order).
+const MAX_STREAMS_PER_CONNECTION: u32 = 1000;
 
 /// The Kubernetes minor version served; kubectl's dispatcher picks its client by it.
 pub const KUBERNETES_MINOR: &str = "33";
@@ -150,7 +154,12 @@ impl ApiServer {
                         )
                     }
                 });
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let mut builder =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                // Each watch is a stream; informers and kubectl multiplex many on one connection.
+                builder
+                    .http2()
+                    .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
                 if let Err(err) = builder
                     .serve_connection_with_upgrades(TokioIo::new(tls), service)
                     .await
@@ -238,6 +247,9 @@ async fn respond(
     };
     match route {
         Route::Metrics => Ok(state.metrics.response()),
+        Route::OpenApiV2 => openapi::v2(accept.as_ref()).await,
+        Route::OpenApiV3Index => openapi::v3_index().await,
+        Route::OpenApiV3 { group, version } => openapi::v3(group, version).await,
         Route::CoreVersions => discovery_answer(
             Some(discovery::core_versions(&state.config.advertise_address)),
             Some(discovery::aggregated(true)),
@@ -441,9 +453,11 @@ async fn resource(
         "patch" => {
             let body = h::read_body(http_request.into_body()).await?;
             match PatchType::from_content_type(&content_type) {
-                Some(patch_type @ (PatchType::Json | PatchType::Merge)) => {
+                Some(
+                    patch_type @ (PatchType::Json | PatchType::Merge | PatchType::StrategicMerge),
+                ) => {
                     let warnings = match (patch_type, serde_json::from_slice::<Value>(&body)) {
-                        (PatchType::Merge, Ok(patch)) => {
+                        (PatchType::Merge | PatchType::StrategicMerge, Ok(patch)) => {
                             check_fields(resource, &query, &patch, true)?
                         }
                         _ => Vec::new(),

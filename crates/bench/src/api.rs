@@ -342,7 +342,12 @@ async fn store_baseline(count: usize, concurrency: usize) -> Result<Throughput> 
 
 /// Watchers on the configmaps of namespace `default`; events created at a steady rate, each
 /// carrying its creation time; every watcher must see every one.
-async fn fan_out(clients: &[Client], config: &Config) -> Result<(u64, Latencies)> {
+async fn fan_out(
+    clients: &[Client],
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    config: &Config,
+) -> Result<(u64, Latencies)> {
     let base = Instant::now();
     let mut client = clients[0].clone();
     let list: Value = serde_json::from_slice(
@@ -360,9 +365,14 @@ async fn fan_out(clients: &[Client], config: &Config) -> Result<(u64, Latencies)
         .unwrap_or("0")
         .to_owned();
     let (ready_tx, mut ready) = tokio::sync::mpsc::channel::<()>(config.watchers);
+    // Watchers get connections of their own, 100 streams each.
+    let mut watch_connections = Vec::new();
+    for _ in 0..config.watchers.div_ceil(100) {
+        watch_connections.push(Client::connect(addr, tls.clone()).await?);
+    }
     let mut watchers = Vec::new();
     for w in 0..config.watchers {
-        let mut client = clients[w % clients.len()].clone();
+        let mut client = watch_connections[w % watch_connections.len()].clone();
         let path =
             format!("/api/v1/namespaces/kube-public/configmaps?watch=true&resourceVersion={rv}");
         let (status, mut body) = client.request(http::Method::GET, &path, None).await?;
@@ -539,7 +549,8 @@ pub async fn run(config: &Config) -> Result<Report> {
         config.configmaps,
         mib(rss_loaded)
     );
-    let (watch_delivered, watch_delay) = fan_out(&connections, config).await?;
+    let (watch_delivered, watch_delay) =
+        fan_out(&connections, server.addr, tls.clone(), config).await?;
     let watch_expected = (config.watchers * config.watch_events) as u64;
     println!(
         "watch fan-out: {} watchers x {} events at {}/s: {watch_delivered}/{watch_expected} delivered, delay p50 {:.2} ms p99 {:.2} ms",

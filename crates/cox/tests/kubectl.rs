@@ -940,18 +940,26 @@ fn field_validation_strict_warn_and_ignore() {
         r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"NAME"},"spec":{"containers":[{"name":"c","image":"x","arg":["y"]}]}}"#,
     );
     let post = |name: &str, validation: &str| {
-        let data = std::fs::read_to_string(&body).unwrap().replace("NAME", name);
+        let data = std::fs::read_to_string(&body)
+            .unwrap()
+            .replace("NAME", name);
         let path = cluster.file(&format!("{name}.json"), &data);
         let url = format!("https://127.0.0.1:6443/api/v1/namespaces/default/pods{validation}");
         let out = cluster.exec(
             "curl",
             &[
-                "-s", "-i",
-                "--cert", &tls.join("admin.crt").display().to_string(),
-                "--key", &tls.join("admin.key").display().to_string(),
-                "--cacert", &tls.join("ca.crt").display().to_string(),
-                "-H", "Content-Type: application/json",
-                "--data-binary", &format!("@{path}"),
+                "-s",
+                "-i",
+                "--cert",
+                &tls.join("admin.crt").display().to_string(),
+                "--key",
+                &tls.join("admin.key").display().to_string(),
+                "--cacert",
+                &tls.join("ca.crt").display().to_string(),
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                &format!("@{path}"),
                 &url,
             ],
         );
@@ -959,13 +967,151 @@ fn field_validation_strict_warn_and_ignore() {
     };
     let strict = post("strict", "?fieldValidation=Strict");
     assert!(strict.starts_with("HTTP/2 400"), "{strict}");
-    assert!(strict.contains(r#"strict decoding error: unknown field \"spec.containers[0].arg\""#), "{strict}");
+    assert!(
+        strict.contains(r#"strict decoding error: unknown field \"spec.containers[0].arg\""#),
+        "{strict}"
+    );
     let warn = post("warned", "");
     assert!(warn.starts_with("HTTP/2 201"), "{warn}");
-    assert!(warn.to_ascii_lowercase().contains(r#"warning: 299 - "unknown field \"spec.containers[0].arg\"""#), "{warn}");
+    assert!(
+        warn.to_ascii_lowercase()
+            .contains(r#"warning: 299 - "unknown field \"spec.containers[0].arg\"""#),
+        "{warn}"
+    );
     let ignore = post("ignored", "?fieldValidation=Ignore");
-    assert!(ignore.starts_with("HTTP/2 201") && !ignore.to_ascii_lowercase().contains("warning:"), "{ignore}");
+    assert!(
+        ignore.starts_with("HTTP/2 201") && !ignore.to_ascii_lowercase().contains("warning:"),
+        "{ignore}"
+    );
     // The unknown field is dropped, as upstream's typed decoding drops it.
     let pod = json(&cluster.ok(&["get", "pod", "warned", "-o", "json"]));
     assert!(pod["spec"]["containers"][0].get("arg").is_none(), "{pod}");
+}
+
+#[test]
+fn apply_edit_patch_and_explain_work_with_openapi() {
+    let cluster = Cluster::start();
+    let deployment = |replicas: u32, web_image: &str, env: &str, second: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n      - name: web\n        image: {web_image}\n        env: {env}\n      - name: {second}\n        image: busybox\n"
+        )
+    };
+    let first = cluster.file(
+        "app1.yaml",
+        &deployment(
+            2,
+            "nginx:1.27",
+            r#"[{name: A, value: "1"}, {name: B, value: "2"}]"#,
+            "sidecar",
+        ),
+    );
+    let second = cluster.file(
+        "app2.yaml",
+        &deployment(
+            3,
+            "nginx:1.28",
+            r#"[{name: A, value: "1"}, {name: C, value: "3"}]"#,
+            "logger",
+        ),
+    );
+    // No --validate=false: kubectl reads the OpenAPI documents and validates on the server.
+    assert!(
+        cluster
+            .ok(&["apply", "-f", &first])
+            .contains("deployment.apps/web created")
+    );
+    assert!(
+        cluster
+            .ok(&["apply", "-f", &second])
+            .contains("deployment.apps/web configured")
+    );
+    let got = json(&cluster.ok(&["get", "deployment", "web", "-o", "json"]));
+    let containers = &got["spec"]["template"]["spec"]["containers"];
+    let names: Vec<&str> = containers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["web", "logger"],
+        "the removed container is gone, the new one added"
+    );
+    assert_eq!(containers[0]["image"], "nginx:1.28");
+    assert_eq!(
+        containers[0]["env"],
+        serde_json::json!([{"name": "A", "value": "1"}, {"name": "C", "value": "3"}])
+    );
+    assert_eq!(got["spec"]["replicas"], 3);
+
+    // A strategic merge patch touches only the named container.
+    cluster.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:1.29"}]}}}}"#,
+    ]);
+    cluster.ok(&["set", "image", "deployment/web", "logger=busybox:2"]);
+    let got = json(&cluster.ok(&["get", "deployment", "web", "-o", "json"]));
+    let images: Vec<&str> = got["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(images, ["nginx:1.29", "busybox:2"]);
+
+    // kubectl edit with EDITOR set to a script.
+    let editor = cluster.file(
+        "editor.sh",
+        "#!/bin/sh\nsed -i 's/replicas: 3/replicas: 4/' \"$1\"\n",
+    );
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let output = Command::new("ip")
+        .args(["netns", "exec", &cluster.netns, "kubectl", "--kubeconfig"])
+        .arg(cluster.kubeconfig())
+        .args(["edit", "deployment", "web"])
+        .env("EDITOR", &editor)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        json(&cluster.ok(&["get", "deployment", "web", "-o", "json"]))["spec"]["replicas"],
+        4
+    );
+
+    // Server-side validation: an unknown field is refused with upstream's message.
+    let bad = cluster.file(
+        "bad.json",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"dataa":{"a":"b"}}"#,
+    );
+    let err = cluster.fails(&["create", "-f", &bad, "--validate=strict"]);
+    assert!(
+        err.contains(r#"strict decoding error: unknown field "dataa""#),
+        "{err}"
+    );
+
+    let explained = cluster.ok(&["explain", "pod.spec.containers"]);
+    assert!(
+        explained.contains("FIELD: containers <[]Container>"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("List of containers belonging to the pod"),
+        "{explained}"
+    );
+    cluster.ok(&["rollout", "restart", "deployment/web"]);
+    let annotations = json(&cluster.ok(&["get", "deployment", "web", "-o", "json"]))["spec"]["template"]["metadata"]["annotations"].clone();
+    assert!(
+        annotations
+            .get("kubectl.kubernetes.io/restartedAt")
+            .is_some(),
+        "{annotations}"
+    );
 }

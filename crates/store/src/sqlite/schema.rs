@@ -131,10 +131,12 @@ pub(crate) fn connect(path: &Path, create: bool) -> Result<Connection> {
             detail: format!("cannot switch to WAL mode (journal_mode is {mode})"),
         });
     }
+    // 8 MiB of page cache per connection: the OS page cache holds the rest, and a reader pool
+    // of several connections must not cost hundreds of MiB.
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
          PRAGMA journal_size_limit = 67108864;
-         PRAGMA cache_size = -32768;",
+         PRAGMA cache_size = -8192;",
     )
     .map_err(|e| classify(path, e))?;
     Ok(conn)
