@@ -161,6 +161,9 @@ pub fn qos_class(spec: &Value) -> &'static str {
 /// What a new Pod gets on create: spec defaults, the admission plugins' fields, and its first
 /// status.
 pub fn pod_create(pod: &mut Value) {
+    if !pod.is_object() {
+        return;
+    }
     let spec = child(pod, "spec");
     pod_spec(spec);
     default(spec, "serviceAccountName", json!("default"));
@@ -206,6 +209,9 @@ fn template(workload: &mut Value) {
 
 /// Defaults for a new or updated object of `group`/`kind` (not Services, see the module doc).
 pub fn apply(group: &str, kind: &str, object: &mut Value) {
+    if !object.is_object() {
+        return;
+    }
     match (group, kind) {
         ("", "Secret") => default(object, "type", json!("Opaque")),
         ("", "Pod") => {

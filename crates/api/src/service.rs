@@ -31,6 +31,9 @@ pub fn wants_cluster_ip(service: &Value) -> bool {
 /// Upstream's defaults (`SetDefaults_Service` and the registry's create preparation), except
 /// addresses.
 pub fn default_service(service: &mut Value) {
+    if !service.is_object() {
+        return;
+    }
     if !service.get("spec").is_some_and(Value::is_object) {
         service["spec"] = json!({});
     }

@@ -55,6 +55,19 @@ pub fn decode_object(body: &[u8], content_type: &str) -> Result<Value, ApiError>
                 ))
             });
         }
+        "application/yaml" => {
+            let value: Value = serde_yaml_ng::from_slice(body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body of the request could not be decoded as YAML: {e}"
+                ))
+            })?;
+            if !value.is_object() {
+                return Err(ApiError::bad_request(
+                    "the body of the request must be an object",
+                ));
+            }
+            return Ok(value);
+        }
         other if other.ends_with("+json") => {}
         other => return Err(ApiError::unsupported_media_type(other)),
     }
@@ -172,6 +185,20 @@ mod tests {
             400
         );
         assert_eq!(decode_object(b"x", "text/plain").unwrap_err().code, 415);
+        let yaml = decode_object(
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: \"1\"}\n",
+            "application/yaml",
+        )
+        .unwrap();
+        assert_eq!(yaml["data"]["a"], "1");
+        assert_eq!(
+            decode_object(b"a: [", "application/yaml").unwrap_err().code,
+            400
+        );
+        assert_eq!(
+            decode_object(b"- 1", "application/yaml").unwrap_err().code,
+            400
+        );
         assert_eq!(
             decode_object(b"x", "application/vnd.kubernetes.protobuf")
                 .unwrap_err()

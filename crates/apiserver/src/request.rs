@@ -103,9 +103,13 @@ impl Query {
         self.0.remove(key);
     }
 
-    /// `true`/`1` as upstream's boolean query parameters read them.
+    /// A boolean query parameter, read as upstream reads them (Go's `strconv.ParseBool`: the
+    /// Python client sends `watch=True`).
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true" | "1"))
+        matches!(
+            self.get(key),
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+        )
     }
 }
 
@@ -322,6 +326,20 @@ mod tests {
         assert_eq!(q.get("labelSelector"), Some("app=web,tier in (a)"));
         assert_eq!(q.get("limit"), Some("500"));
         assert!(q.flag("watch"));
+        for (text, want) in [
+            ("True", true),
+            ("t", true),
+            ("1", true),
+            ("false", false),
+            ("yes", false),
+            ("", false),
+        ] {
+            assert_eq!(
+                Query::parse(Some(&format!("watch={text}"))).flag("watch"),
+                want,
+                "{text}"
+            );
+        }
         assert_eq!(q.all("command"), ["ls", "-l"]);
         assert_eq!(Query::parse(Some("a=%zz&b=%")).get("a"), Some("%zz"));
     }

@@ -526,6 +526,112 @@ impl Rest {
         Ok(scale::scale_of(resource, &updated))
     }
 
+    /// `pods/<name>/binding`: assigns the pod to a node, once (as the scheduler does).
+    pub async fn bind(
+        &self,
+        pods: &Resource,
+        request: &ResourceRequest,
+        query: &Query,
+        binding: &Value,
+    ) -> Result<Value, ApiError> {
+        let node = objects::str_at(binding, "/target/name").to_owned();
+        if node.is_empty() {
+            let errors = [cox_api::validation::FieldError::required("target.name", "")];
+            return Err(ApiError::invalid("", "Binding", &request.name, &errors));
+        }
+        let annotations = binding.pointer("/metadata/annotations").cloned();
+        let name = request.name.clone();
+        self.guarded_update(pods, request, query, false, move |old, _| {
+            let bound = objects::str_at(old, "/spec/nodeName");
+            if !bound.is_empty() {
+                return Err(Some(ApiError::conflict(
+                    "",
+                    "pods",
+                    &name,
+                    &format!("pod {name} is already assigned to node \"{bound}\""),
+                )));
+            }
+            if old.pointer("/metadata/deletionTimestamp").is_some() {
+                return Err(Some(ApiError::conflict(
+                    "",
+                    "pods",
+                    &name,
+                    &format!("pod {name} is being deleted, cannot be assigned to a host"),
+                )));
+            }
+            let mut new = old.clone();
+            new["spec"]["nodeName"] = json!(node);
+            if let Some(Value::Object(extra)) = &annotations {
+                for (key, value) in extra {
+                    new["metadata"]["annotations"][key] = value.clone();
+                }
+            }
+            Ok(new)
+        })
+        .await?;
+        Ok(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        )
+    }
+
+    /// `pods/<name>/eviction`: deletes the pod unless a PodDisruptionBudget selecting it
+    /// allows no disruption now (429, as upstream, so that drains retry).
+    pub async fn evict(
+        &self,
+        pods: &Resource,
+        request: &ResourceRequest,
+        query: &Query,
+        eviction: &Value,
+    ) -> Result<Value, ApiError> {
+        let pod = self.get(pods, request).await?;
+        let namespace = request.namespace.clone().unwrap_or_default();
+        if let Some(budgets) = cox_api::registry::find("policy", "v1", "poddisruptionbudgets") {
+            let list = self
+                .store
+                .list(&budgets.key(Some(&namespace), ""), ListOptions::default())
+                .await
+                .map_err(|e| store_error(budgets, "", e))?;
+            for kv in &list.kvs {
+                let budget = decode(kv)?;
+                let selector = budget
+                    .pointer("/spec/selector")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let selects = cox_api::labels::Selector::from_label_selector(&selector)
+                    .is_ok_and(|s| s.matches_json(pod.pointer("/metadata/labels")));
+                if !selects {
+                    continue;
+                }
+                let allowed = budget
+                    .pointer("/status/disruptionsAllowed")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                let observed = budget
+                    .pointer("/status/observedGeneration")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                let generation = budget
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                if allowed < 1 || observed < generation {
+                    let mut error = ApiError::too_many_requests(10);
+                    error.message =
+                        "Cannot evict pod as it would violate the pod's disruption budget.".into();
+                    return Err(error);
+                }
+            }
+        }
+        let options = eviction
+            .get("deleteOptions")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        self.delete(pods, request, query, &options).await?;
+        Ok(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        )
+    }
+
     /// PUT of `namespaces/<name>/finalize`: only `spec.finalizers` changes (the namespace
     /// controller removes its finalizer there once the namespace is empty).
     pub async fn finalize_namespace(

@@ -89,7 +89,11 @@ impl ApiServer {
         Self {
             state: Arc::new(State {
                 rest: Rest {
-                    caches: Arc::new(crate::watch_cache::WatchCaches::new(store.clone())),
+                    caches: {
+                        let caches = Arc::new(crate::watch_cache::WatchCaches::new(store.clone()));
+                        caches.start_all();
+                        caches
+                    },
                     store,
                     services,
                 },
@@ -321,7 +325,7 @@ fn resolve(request: &ResourceRequest) -> Result<&'static Resource, ApiError> {
     }
     if !matches!(
         request.subresource.as_str(),
-        "" | "status" | "scale" | "finalize"
+        "" | "status" | "scale" | "finalize" | "binding" | "eviction"
     ) {
         return Err(ApiError::method_not_supported(
             resource.group,
@@ -335,7 +339,7 @@ fn resolve(request: &ResourceRequest) -> Result<&'static Resource, ApiError> {
     {
         return Err(ApiError::no_route());
     }
-    if !resource.is_stored() {
+    if !resource.is_stored() && resource.plural != "bindings" {
         return Err(ApiError::method_not_supported(
             resource.group,
             resource.plural,
@@ -377,6 +381,41 @@ async fn resource(
         ),
         false => None,
     };
+    // `pods/<name>/binding`, and the older `bindings` resource named after the pod.
+    if request.subresource == "binding"
+        || (resource.plural == "bindings" && request.verb == "create")
+    {
+        let body = h::read_body(http_request.into_body()).await?;
+        let binding = h::decode_object(&body, &content_type)?;
+        let pods = registry::find("", "v1", "pods")
+            .ok_or_else(|| ApiError::internal("pods are not registered"))?;
+        let pod_name = match request.name.as_str() {
+            "" => binding
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            name => name.to_owned(),
+        };
+        let pod_request = ResourceRequest {
+            resource: "pods".into(),
+            name: pod_name,
+            subresource: String::new(),
+            ..request
+        };
+        let status = rest.bind(pods, &pod_request, &query, &binding).await?;
+        return Ok(rest::respond(StatusCode::CREATED, &status));
+    }
+    if request.subresource == "eviction" {
+        let body = h::read_body(http_request.into_body()).await?;
+        let eviction = if body.is_empty() {
+            json!({})
+        } else {
+            h::decode_object(&body, &content_type)?
+        };
+        let status = rest.evict(resource, &request, &query, &eviction).await?;
+        return Ok(rest::respond(StatusCode::CREATED, &status));
+    }
     if request.subresource == "finalize" {
         let body = h::read_body(http_request.into_body()).await?;
         let object = h::decode_object(&body, &content_type)?;

@@ -307,32 +307,45 @@ impl WatchCaches {
         }
     }
 
+    /// Starts the caches of every stored resource now, as upstream does at start, so that their
+    /// history reaches back to the server's start.
+    pub fn start_all(&self) {
+        for resource in cox_api::registry::RESOURCES
+            .iter()
+            .filter(|r| r.is_stored())
+        {
+            self.start(&resource.key(None, ""));
+        }
+    }
+
+    fn start(&self, prefix: &str) -> Arc<Cache> {
+        let mut caches = self
+            .caches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match caches.get(prefix) {
+            Some(cache) => Arc::clone(cache),
+            None => {
+                let (ready_tx, ready) = watch::channel(false);
+                let cache = Arc::new(Cache {
+                    state: RwLock::new(State::default()),
+                    ready,
+                });
+                caches.insert(prefix.to_owned(), Arc::clone(&cache));
+                tokio::spawn(feed(
+                    Arc::clone(&cache),
+                    Arc::clone(&self.store),
+                    prefix.to_owned(),
+                    ready_tx,
+                ));
+                cache
+            }
+        }
+    }
+
     /// The cache of the resource stored under `prefix` (e.g. `/registry/pods/`), ready.
     pub async fn get(&self, prefix: &str) -> Option<Arc<Cache>> {
-        let cache = {
-            let mut caches = self
-                .caches
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            match caches.get(prefix) {
-                Some(cache) => Arc::clone(cache),
-                None => {
-                    let (ready_tx, ready) = watch::channel(false);
-                    let cache = Arc::new(Cache {
-                        state: RwLock::new(State::default()),
-                        ready,
-                    });
-                    caches.insert(prefix.to_owned(), Arc::clone(&cache));
-                    tokio::spawn(feed(
-                        Arc::clone(&cache),
-                        Arc::clone(&self.store),
-                        prefix.to_owned(),
-                        ready_tx,
-                    ));
-                    cache
-                }
-            }
-        };
+        let cache = self.start(prefix);
         cache
             .wait_ready(Duration::from_secs(30))
             .await

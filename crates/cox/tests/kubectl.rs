@@ -1115,3 +1115,101 @@ fn apply_edit_patch_and_explain_work_with_openapi() {
         "{annotations}"
     );
 }
+
+#[test]
+fn pods_bind_once_and_evictions_respect_disruption_budgets() {
+    let cluster = Cluster::start();
+    cluster.ok(&["run", "web", "--image=nginx", "--labels=app=web"]);
+    cluster.ok(&["run", "free", "--image=nginx", "--labels=app=free"]);
+    let binding = cluster.file("binding.json", r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"web"},"target":{"apiVersion":"v1","kind":"Node","name":"node-1"}}"#);
+    cluster.ok(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/pods/web/binding",
+        "-f",
+        &binding,
+    ]);
+    assert_eq!(
+        json(&cluster.ok(&["get", "pod", "web", "-o", "json"]))["spec"]["nodeName"],
+        "node-1"
+    );
+    let err = cluster.fails(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/pods/web/binding",
+        "-f",
+        &binding,
+    ]);
+    assert!(
+        err.contains("pod web is already assigned to node \\\"node-1\\\"")
+            || err.contains("already assigned to node"),
+        "{err}"
+    );
+
+    cluster.ok(&[
+        "create",
+        "poddisruptionbudget",
+        "web",
+        "--selector=app=web",
+        "--min-available=1",
+    ]);
+    let evict = |pod: &str| {
+        let body = cluster.file(
+            &format!("evict-{pod}.json"),
+            &format!(
+                r#"{{"apiVersion":"policy/v1","kind":"Eviction","metadata":{{"name":"{pod}"}}}}"#
+            ),
+        );
+        cluster.kubectl(&[
+            "create",
+            "--raw",
+            &format!("/api/v1/namespaces/default/pods/{pod}/eviction"),
+            "-f",
+            &body,
+        ])
+    };
+    let refused = evict("web");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    cluster.ok(&["get", "pod", "web"]);
+    assert!(evict("free").status.success());
+    cluster.fails(&["get", "pod", "free"]);
+}
+
+#[test]
+fn yaml_request_bodies_are_accepted() {
+    let cluster = Cluster::start();
+    let tls = cluster.data_dir().join("server/tls");
+    let yaml = cluster.file(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  answer: \"42\"\n",
+    );
+    let out = cluster.exec(
+        "curl",
+        &[
+            "-s",
+            "--cert",
+            &tls.join("admin.crt").display().to_string(),
+            "--key",
+            &tls.join("admin.key").display().to_string(),
+            "--cacert",
+            &tls.join("ca.crt").display().to_string(),
+            "-H",
+            "Content-Type: application/yaml",
+            "--data-binary",
+            &format!("@{yaml}"),
+            "https://127.0.0.1:6443/api/v1/namespaces/default/configmaps",
+        ],
+    );
+    let created = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(created["data"]["answer"], "42", "{created}");
+    assert_eq!(
+        json(&cluster.ok(&["get", "configmap", "from-yaml", "-o", "json"]))["data"]["answer"],
+        "42"
+    );
+}

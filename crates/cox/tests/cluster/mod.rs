@@ -188,6 +188,18 @@ impl Cluster {
     }
 }
 
+/// Moves the calling thread (only) into network namespace `name`, so that sockets it opens
+/// reach the cluster's 127.0.0.1.
+pub fn enter_netns(name: &str) {
+    let path = format!("/var/run/netns/{name}");
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
+    rustix::thread::move_into_link_name_space(
+        std::os::fd::AsFd::as_fd(&file),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .unwrap_or_else(|e| panic!("entering {name}: {e}"));
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop_server();
