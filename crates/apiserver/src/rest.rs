@@ -106,6 +106,12 @@ impl Filter {
         })
     }
 
+    /// Matches an object of the watch cache (its labels and fields extracted once).
+    pub fn matches_cached(&self, object: &crate::watch_cache::Cached) -> bool {
+        self.labels.matches(&object.labels)
+            && (self.fields.is_everything() || self.fields.matches(&object.fields))
+    }
+
     pub fn matches(&self, object: &Value) -> bool {
         self.labels.matches_json(object.pointer("/metadata/labels"))
             && (self.fields.is_everything()
@@ -209,8 +215,8 @@ impl Rest {
             let (objects, revision) = cache.list(&prefix);
             let items: Vec<Value> = objects
                 .iter()
-                .filter(|o| filter.matches(&o.object))
-                .map(|o| as_list_item(o.object.clone()))
+                .filter(|o| filter.matches_cached(o))
+                .map(|o| as_list_item(o.value()))
                 .collect();
             return Ok(json!({
                 "kind": format!("{}List", resource.kind),

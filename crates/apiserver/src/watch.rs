@@ -60,10 +60,10 @@ fn translate(event: &CachedEvent, filter: &Filter) -> Option<&'static str> {
     let prev_matches = event
         .prev
         .as_ref()
-        .is_some_and(|p| filter.matches(&p.object));
+        .is_some_and(|p| filter.matches_cached(p));
     match event.kind {
         EventKind::Put => {
-            let matches = filter.matches(&event.object.object);
+            let matches = filter.matches_cached(&event.object);
             match (event.created || event.prev.is_none(), prev_matches, matches) {
                 (true, _, true) => Some("ADDED"),
                 (false, true, true) => Some("MODIFIED"),
@@ -128,8 +128,7 @@ pub async fn start(
     tokio::spawn(async move {
         let mut seen = subscription.revision;
         for object in &subscription.snapshot {
-            if filter.matches(&object.object)
-                && tx.send(cached_line("ADDED", object)).await.is_err()
+            if filter.matches_cached(object) && tx.send(cached_line("ADDED", object)).await.is_err()
             {
                 return;
             }
@@ -188,12 +187,13 @@ mod tests {
 
     fn cached(rev: i64, labels: Value) -> Arc<Cached> {
         let object = json!({"metadata": {"name": "a", "labels": labels, "resourceVersion": rev.to_string()}});
-        Arc::new(Cached {
-            key: "/registry/configmaps/ns/a".into(),
-            revision: rev,
-            json: Bytes::from(object.to_string()),
-            object,
-        })
+        let resource = cox_api::registry::find("", "v1", "configmaps").unwrap();
+        Arc::new(Cached::new(
+            "/registry/configmaps/ns/a".into(),
+            rev,
+            &object,
+            resource,
+        ))
     }
 
     #[test]

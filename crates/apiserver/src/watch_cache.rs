@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use cox_api::registry::Resource;
 use cox_store::{Event, EventKind, KeyValue, ListOptions, Revision, Store};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
@@ -25,32 +26,53 @@ const HISTORY: usize = 10_000;
 /// Events a watcher may fall behind before it is closed (it re-watches from where it was).
 const LAG: usize = 10_000;
 
-/// One object as the cache holds it.
+/// One object as the cache holds it: encoded once, plus what selectors look at. The decoded
+/// object itself is not kept (a `serde_json::Value` costs several times the encoded size).
 #[derive(Debug)]
 pub struct Cached {
     pub key: String,
     pub revision: Revision,
-    /// The object, with its resourceVersion.
-    pub object: Value,
-    /// `object` encoded once for every watcher and list.
+    /// The object, with its resourceVersion, encoded once for every watcher and list.
     pub json: Bytes,
+    pub labels: BTreeMap<String, String>,
+    /// The fields the resource supports in field selectors.
+    pub fields: BTreeMap<&'static str, String>,
 }
 
 impl Cached {
-    fn from_kv(kv: &KeyValue) -> Option<Arc<Self>> {
+    fn from_kv(kv: &KeyValue, resource: &Resource) -> Option<Arc<Self>> {
         let mut object: Value = serde_json::from_slice(&kv.value).ok()?;
         crate::objects::set_resource_version(&mut object, kv.mod_revision);
-        Some(Arc::new(Self::new(kv.key.clone(), kv.mod_revision, object)))
+        Some(Arc::new(Self::new(
+            kv.key.clone(),
+            kv.mod_revision,
+            &object,
+            resource,
+        )))
     }
 
-    fn new(key: String, revision: Revision, object: Value) -> Self {
-        let json = Bytes::from(serde_json::to_vec(&object).unwrap_or_default());
+    pub fn new(key: String, revision: Revision, object: &Value, resource: &Resource) -> Self {
+        let labels = object
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|map| {
+                map.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
         Self {
             key,
             revision,
-            object,
-            json,
+            json: Bytes::from(serde_json::to_vec(object).unwrap_or_default()),
+            labels,
+            fields: cox_api::fields::fields_of(resource.group, resource.plural, object),
         }
+    }
+
+    /// The object, decoded.
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or_default()
     }
 }
 
@@ -102,6 +124,8 @@ struct Closed;
 pub struct Cache {
     state: RwLock<State>,
     ready: watch::Receiver<bool>,
+    /// The resource whose objects these are (for its selectable fields).
+    resource: &'static Resource,
 }
 
 impl Cache {
@@ -194,7 +218,7 @@ impl Cache {
         let objects = list
             .kvs
             .iter()
-            .filter_map(|kv| Some((kv.key.clone(), Cached::from_kv(kv)?)))
+            .filter_map(|kv| Some((kv.key.clone(), Cached::from_kv(kv, self.resource)?)))
             .collect();
         let (sender, _) = broadcast::channel(LAG);
         let mut state = self.write();
@@ -212,7 +236,7 @@ impl Cache {
         let mut state = self.write();
         let prev = state.objects.get(&event.kv.key).cloned();
         let cached = match event.kind {
-            EventKind::Put => match Cached::from_kv(&event.kv) {
+            EventKind::Put => match Cached::from_kv(&event.kv, self.resource) {
                 Some(cached) => {
                     state
                         .objects
@@ -223,10 +247,17 @@ impl Cache {
             },
             EventKind::Delete => {
                 state.objects.remove(&event.kv.key);
-                let Some(prev) = prev.clone() else { return };
-                let mut object = prev.object.clone();
+                let Some(prev) = prev.clone() else {
+                    return;
+                };
+                let mut object = prev.value();
                 crate::objects::set_resource_version(&mut object, event.revision());
-                Arc::new(Cached::new(prev.key.clone(), event.revision(), object))
+                Arc::new(Cached::new(
+                    prev.key.clone(),
+                    event.revision(),
+                    &object,
+                    self.resource,
+                ))
             }
         };
         let cached_event = Arc::new(CachedEvent {
@@ -314,38 +345,41 @@ impl WatchCaches {
             .iter()
             .filter(|r| r.is_stored())
         {
-            self.start(&resource.key(None, ""));
+            let _ = self.start(&resource.key(None, ""));
         }
     }
 
-    fn start(&self, prefix: &str) -> Arc<Cache> {
+    fn start(&self, prefix: &str) -> Option<Arc<Cache>> {
         let mut caches = self
             .caches
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match caches.get(prefix) {
-            Some(cache) => Arc::clone(cache),
-            None => {
-                let (ready_tx, ready) = watch::channel(false);
-                let cache = Arc::new(Cache {
-                    state: RwLock::new(State::default()),
-                    ready,
-                });
-                caches.insert(prefix.to_owned(), Arc::clone(&cache));
-                tokio::spawn(feed(
-                    Arc::clone(&cache),
-                    Arc::clone(&self.store),
-                    prefix.to_owned(),
-                    ready_tx,
-                ));
-                cache
-            }
+        if let Some(cache) = caches.get(prefix) {
+            return Some(Arc::clone(cache));
         }
+        // The first resource stored there (core events before events.k8s.io's).
+        let resource = cox_api::registry::RESOURCES
+            .iter()
+            .find(|r| r.is_stored() && r.key(None, "") == prefix)?;
+        let (ready_tx, ready) = watch::channel(false);
+        let cache = Arc::new(Cache {
+            state: RwLock::new(State::default()),
+            ready,
+            resource,
+        });
+        caches.insert(prefix.to_owned(), Arc::clone(&cache));
+        tokio::spawn(feed(
+            Arc::clone(&cache),
+            Arc::clone(&self.store),
+            prefix.to_owned(),
+            ready_tx,
+        ));
+        Some(cache)
     }
 
     /// The cache of the resource stored under `prefix` (e.g. `/registry/pods/`), ready.
     pub async fn get(&self, prefix: &str) -> Option<Arc<Cache>> {
-        let cache = self.start(prefix);
+        let cache = self.start(prefix)?;
         cache
             .wait_ready(Duration::from_secs(30))
             .await
@@ -396,7 +430,7 @@ mod tests {
         let (objects, revision) = cache.list("/registry/configmaps/");
         assert_eq!((objects.len(), revision), (1, a));
         assert_eq!(
-            objects[0].object["metadata"]["resourceVersion"],
+            objects[0].value()["metadata"]["resourceVersion"],
             a.to_string()
         );
 
@@ -441,11 +475,12 @@ mod tests {
         assert_eq!(replayed, [a2, deleted]);
         let deleted_event = &resumed.backlog[1];
         assert_eq!(
-            deleted_event.object.object["v"], 2,
+            deleted_event.object.value()["v"],
+            2,
             "a delete carries the deleted version"
         );
         assert_eq!(
-            deleted_event.object.object["metadata"]["resourceVersion"],
+            deleted_event.object.value()["metadata"]["resourceVersion"],
             deleted.to_string()
         );
         assert!(matches!(
