@@ -8,6 +8,18 @@ use serde_json::Value;
 
 use crate::validation;
 
+/// A JSON map of strings (`metadata.labels`) as labels; non-string values are skipped.
+pub fn from_json(labels: Option<&Value>) -> BTreeMap<String, String> {
+    labels
+        .and_then(Value::as_object)
+        .map(|map| {
+            map.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operator {
     Equals,
@@ -154,15 +166,7 @@ impl Selector {
 
     /// Matches against an object's `metadata.labels` (a JSON map of strings).
     pub fn matches_json(&self, labels: Option<&Value>) -> bool {
-        let labels: BTreeMap<String, String> = labels
-            .and_then(Value::as_object)
-            .map(|map| {
-                map.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        self.matches(&labels)
+        self.matches(&from_json(labels))
     }
 
     /// Parses the string form, e.g. `app=web,tier in (a,b),!canary`.

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::schema::{self, Field, Kind, MapValue, Message};
+use crate::schema::{self, Field, Kind, MapValue, Message, OPAQUE};
 
 /// What the client asked for (`fieldValidation`); upstream's default is `Warn`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,30 +27,8 @@ impl FieldValidation {
     }
 }
 
-/// Messages whose JSON is not an object of their fields: never looked into.
-const OPAQUE: &[&str] = &[
-    "k8s.io.apimachinery.pkg.apis.meta.v1.Time",
-    "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime",
-    "k8s.io.apimachinery.pkg.apis.meta.v1.Duration",
-    "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1",
-    "k8s.io.apimachinery.pkg.api.resource.Quantity",
-    "k8s.io.apimachinery.pkg.util.intstr.IntOrString",
-    "k8s.io.apimachinery.pkg.runtime.RawExtension",
-];
-
-/// The field for a JSON key, looking through inlined messages (Go's embedded structs).
 fn resolve(message: &'static Message, key: &str) -> Option<&'static Field> {
-    if let Some(field) = message.field_by_json(key) {
-        return Some(field);
-    }
-    message
-        .fields
-        .iter()
-        .filter(|f| f.inline)
-        .find_map(|f| match f.kind {
-            Kind::Message(name) => schema::message(name).and_then(|inner| resolve(inner, key)),
-            _ => None,
-        })
+    message.resolve_json(key)
 }
 
 fn join(path: &str, key: &str) -> String {

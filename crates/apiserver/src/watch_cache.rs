@@ -52,15 +52,7 @@ impl Cached {
     }
 
     pub fn new(key: String, revision: Revision, object: &Value, resource: &Resource) -> Self {
-        let labels = object
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object)
-            .map(|map| {
-                map.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let labels = cox_api::labels::from_json(object.pointer("/metadata/labels"));
         Self {
             key,
             revision,

@@ -732,30 +732,16 @@ fn typed_create_commands_work() {
     assert_eq!(hpa["spec"]["maxReplicas"], 3);
     // A garbled protobuf body is a 400, and the server carries on.
     let garbage = cluster.file("garbage.pb", "k8s\u{0}\u{0a}\u{50}\u{01}");
-    let tls = cluster.data_dir().join("server/tls");
-    let (cert, key, ca) = (
-        tls.join("admin.crt"),
-        tls.join("admin.key"),
-        tls.join("ca.crt"),
-    );
-    let raw = cluster.exec(
-        "curl",
+    let raw = cluster.curl_admin(
         &[
-            "-s",
-            "--cert",
-            &cert.display().to_string(),
-            "--key",
-            &key.display().to_string(),
-            "--cacert",
-            &ca.display().to_string(),
             "-H",
             "Content-Type: application/vnd.kubernetes.protobuf",
             "--data-binary",
             &format!("@{garbage}"),
-            "https://127.0.0.1:6443/api/v1/namespaces/default/configmaps",
         ],
+        "/api/v1/namespaces/default/configmaps",
     );
-    let status = json(&String::from_utf8_lossy(&raw.stdout));
+    let status = json(&raw);
     assert_eq!(
         (status["code"].as_i64(), status["reason"].as_str()),
         (Some(400), Some("BadRequest")),
@@ -934,7 +920,6 @@ fn deleting_a_namespace_deletes_its_contents_then_the_namespace() {
 #[test]
 fn field_validation_strict_warn_and_ignore() {
     let cluster = Cluster::start();
-    let tls = cluster.data_dir().join("server/tls");
     let body = cluster.file(
         "pod.json",
         r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"NAME"},"spec":{"containers":[{"name":"c","image":"x","arg":["y"]}]}}"#,
@@ -944,26 +929,16 @@ fn field_validation_strict_warn_and_ignore() {
             .unwrap()
             .replace("NAME", name);
         let path = cluster.file(&format!("{name}.json"), &data);
-        let url = format!("https://127.0.0.1:6443/api/v1/namespaces/default/pods{validation}");
-        let out = cluster.exec(
-            "curl",
+        cluster.curl_admin(
             &[
-                "-s",
                 "-i",
-                "--cert",
-                &tls.join("admin.crt").display().to_string(),
-                "--key",
-                &tls.join("admin.key").display().to_string(),
-                "--cacert",
-                &tls.join("ca.crt").display().to_string(),
                 "-H",
                 "Content-Type: application/json",
                 "--data-binary",
                 &format!("@{path}"),
-                &url,
             ],
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            &format!("/api/v1/namespaces/default/pods{validation}"),
+        )
     };
     let strict = post("strict", "?fieldValidation=Strict");
     assert!(strict.starts_with("HTTP/2 400"), "{strict}");
@@ -1184,29 +1159,20 @@ fn pods_bind_once_and_evictions_respect_disruption_budgets() {
 #[test]
 fn yaml_request_bodies_are_accepted() {
     let cluster = Cluster::start();
-    let tls = cluster.data_dir().join("server/tls");
     let yaml = cluster.file(
         "cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  answer: \"42\"\n",
     );
-    let out = cluster.exec(
-        "curl",
+    let out = cluster.curl_admin(
         &[
-            "-s",
-            "--cert",
-            &tls.join("admin.crt").display().to_string(),
-            "--key",
-            &tls.join("admin.key").display().to_string(),
-            "--cacert",
-            &tls.join("ca.crt").display().to_string(),
             "-H",
             "Content-Type: application/yaml",
             "--data-binary",
             &format!("@{yaml}"),
-            "https://127.0.0.1:6443/api/v1/namespaces/default/configmaps",
         ],
+        "/api/v1/namespaces/default/configmaps",
     );
-    let created = json(&String::from_utf8_lossy(&out.stdout));
+    let created = json(&out);
     assert_eq!(created["data"]["answer"], "42", "{created}");
     assert_eq!(
         json(&cluster.ok(&["get", "configmap", "from-yaml", "-o", "json"]))["data"]["answer"],

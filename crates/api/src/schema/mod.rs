@@ -176,7 +176,39 @@ pub fn kinds() -> &'static [ApiKind] {
     generated::KINDS
 }
 
+/// Messages whose JSON is not an object of their fields but a string, a number or raw JSON
+/// (Time, Quantity, IntOrString, ...): validation does not look into them and patches replace
+/// them whole.
+pub const OPAQUE: &[&str] = &[
+    "k8s.io.apimachinery.pkg.apis.meta.v1.Time",
+    "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime",
+    "k8s.io.apimachinery.pkg.apis.meta.v1.Duration",
+    "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1",
+    "k8s.io.apimachinery.pkg.api.resource.Quantity",
+    "k8s.io.apimachinery.pkg.util.intstr.IntOrString",
+    "k8s.io.apimachinery.pkg.runtime.RawExtension",
+    // CustomResourceDefinition schemas: raw JSON, or a schema that may also be a list or a bool.
+    "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSON",
+    "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray",
+    "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool",
+    "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray",
+];
+
 impl Message {
+    /// The field named `json` in this message's JSON object, looking through inlined messages
+    /// (Go's embedded structs: `hostPath` is found in a `Volume` through its `VolumeSource`).
+    pub fn resolve_json(&self, json: &str) -> Option<&'static Field> {
+        self.field_by_json(json).or_else(|| {
+            self.fields
+                .iter()
+                .filter(|f| f.inline)
+                .find_map(|f| match f.kind {
+                    Kind::Message(name) => message(name).and_then(|m| m.resolve_json(json)),
+                    Kind::Scalar(_) | Kind::Map { .. } => None,
+                })
+        })
+    }
+
     /// The field with protobuf tag `tag`.
     pub fn field_by_tag(&self, tag: u32) -> Option<&'static Field> {
         let index = self.fields.binary_search_by_key(&tag, |f| f.tag).ok()?;

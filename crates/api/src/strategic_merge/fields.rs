@@ -4,22 +4,7 @@
 
 use crate::schema::{self, Field, Kind, MapValue, Message, Strategy};
 
-/// Messages whose JSON is not an object of their fields but a string, a number or raw JSON.
-/// Upstream's struct lookup cannot see into them, so a patch replaces them whole.
-const OPAQUE: &[&str] = &[
-    "k8s.io.apimachinery.pkg.apis.meta.v1.Time",
-    "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime",
-    "k8s.io.apimachinery.pkg.apis.meta.v1.Duration",
-    "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1",
-    "k8s.io.apimachinery.pkg.api.resource.Quantity",
-    "k8s.io.apimachinery.pkg.util.intstr.IntOrString",
-    "k8s.io.apimachinery.pkg.runtime.RawExtension",
-    // CustomResourceDefinition schemas: raw JSON, or a schema that may also be a list or a bool.
-    "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSON",
-    "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray",
-    "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool",
-    "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray",
-];
+use crate::schema::OPAQUE;
 
 /// The type of a JSON value, as far as the schema knows it.
 #[derive(Debug, Clone, Copy)]
@@ -120,18 +105,8 @@ impl Ty {
     }
 }
 
-/// The field named `json` in `message`'s JSON object, looking through inlined messages.
 fn find_field(message: &'static Message, json: &str) -> Option<&'static Field> {
-    message.field_by_json(json).or_else(|| {
-        message
-            .fields
-            .iter()
-            .filter(|f| f.inline)
-            .find_map(|f| match f.kind {
-                Kind::Message(name) => schema::message(name).and_then(|m| find_field(m, json)),
-                Kind::Scalar(_) | Kind::Map { .. } => None,
-            })
-    })
+    message.resolve_json(json)
 }
 
 #[cfg(test)]

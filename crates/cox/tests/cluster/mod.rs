@@ -177,6 +177,30 @@ impl Cluster {
         path.display().to_string()
     }
 
+    /// curl inside the cluster's network namespace as the admin (client certificate), against
+    /// `path` on the API server; returns what curl printed.
+    pub fn curl_admin(&self, args: &[&str], path: &str) -> String {
+        let tls = self.data_dir().join("server/tls");
+        let (cert, key, ca) = (
+            tls.join("admin.crt"),
+            tls.join("admin.key"),
+            tls.join("ca.crt"),
+        );
+        let url = format!("https://127.0.0.1:6443{path}");
+        let mut all = vec![
+            "-s",
+            "--cert",
+            path_str(&cert),
+            "--key",
+            path_str(&key),
+            "--cacert",
+            path_str(&ca),
+        ];
+        all.extend_from_slice(args);
+        all.push(&url);
+        String::from_utf8_lossy(&self.exec("curl", &all).stdout).into_owned()
+    }
+
     /// Runs a command inside the cluster's network namespace.
     pub fn exec(&self, program: &str, args: &[&str]) -> Output {
         Command::new("ip")
@@ -198,6 +222,10 @@ pub fn enter_netns(name: &str) {
         Some(rustix::thread::LinkNameSpaceType::Network),
     )
     .unwrap_or_else(|e| panic!("entering {name}: {e}"));
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
 }
 
 impl Drop for Cluster {
