@@ -225,28 +225,29 @@ fn namespaces_scope_objects_and_must_exist() {
 #[test]
 fn watch_streams_every_change() {
     let cluster = Cluster::start();
+    // Watching from the list's revision: every change after it arrives, however soon the
+    // changes follow, so nothing here waits for the watch to be established.
+    let list = json(&cluster.ok(&["get", "--raw", "/api/v1/namespaces/default/configmaps"]));
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut watcher = Command::new("ip")
         .args(["netns", "exec", &cluster.netns, "kubectl", "--kubeconfig"])
         .arg(cluster.kubeconfig())
         .args([
             "get",
-            "configmaps",
-            "--watch-only",
-            "--output-watch-events",
-            "--no-headers",
+            "--raw",
+            &format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}"),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Give the watch a moment to be established; events after it are never missed, since
-    // kubectl resumes from the revision of its initial list.
-    std::thread::sleep(std::time::Duration::from_millis(500));
     let cm = cluster.file("cm.json", CONFIGMAP);
     cluster.ok(&["create", "-f", &cm, "--validate=false"]);
     cluster.ok(&["label", "configmap", "settings", "x=y"]);
     cluster.ok(&["delete", "configmap", "settings"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let stdout = watcher.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -260,26 +261,44 @@ fn watch_streams_every_change() {
             }
         }
     });
-    let mut lines = Vec::new();
-    while lines.len() < 3 && std::time::Instant::now() < deadline {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut events = Vec::new();
+    while events.len() < 3 && std::time::Instant::now() < deadline {
         if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
-            lines.push(line);
+            let event = json(&line);
+            let rv: i64 = event["object"]["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            events.push((
+                event["type"].as_str().unwrap().to_owned(),
+                event["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                rv,
+            ));
         }
     }
     let _ = watcher.kill();
     let _ = watcher.wait();
-    let events: Vec<Vec<&str>> = lines
+    let kinds: Vec<(&str, &str)> = events
         .iter()
-        .map(|l| l.split_whitespace().take(2).collect())
+        .map(|(t, n, _)| (t.as_str(), n.as_str()))
         .collect();
     assert_eq!(
-        events,
+        kinds,
         [
-            vec!["ADDED", "settings"],
-            vec!["MODIFIED", "settings"],
-            vec!["DELETED", "settings"]
+            ("ADDED", "settings"),
+            ("MODIFIED", "settings"),
+            ("DELETED", "settings")
         ],
-        "{lines:?}"
+        "{events:?}"
+    );
+    assert!(
+        events.windows(2).all(|w| w[0].2 < w[1].2),
+        "resourceVersions increase: {events:?}"
     );
 }
 
