@@ -102,6 +102,16 @@ pub fn json_with_type(status: StatusCode, value: &Value, content_type: &str) -> 
     response
 }
 
+/// An answer already encoded as JSON.
+pub fn raw_json(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    response
+}
+
 pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut response = Response::new(full(body));
     *response.status_mut() = status;

@@ -296,6 +296,82 @@ impl Rest {
         }))
     }
 
+    /// A list without selectors as JSON bytes, spliced from the stored (or cached) encodings
+    /// instead of decoding and re-encoding every object: the common `GET .../pods`. `None`
+    /// when the request needs the general path (selectors, or an object whose encoding this
+    /// cannot splice).
+    pub async fn list_bytes(
+        &self,
+        resource: &Resource,
+        request: &ResourceRequest,
+        query: &Query,
+    ) -> Result<Option<Bytes>, ApiError> {
+        let filter = Filter::from_query(resource, query)?;
+        if !filter.labels.is_everything() || !filter.fields.is_everything() {
+            return Ok(None);
+        }
+        let prefix = resource.key(request.namespace.as_deref(), "");
+        let continued = query.get("continue").is_some_and(|c| !c.is_empty());
+        if query.get("resourceVersion") == Some("0") && !continued {
+            let Some(cache) = self.caches.get(&resource.key(None, "")).await else {
+                return Ok(None);
+            };
+            let (objects, revision) = cache.list(&prefix);
+            let items: Vec<Bytes> = objects.iter().map(|o| o.json.clone()).collect();
+            return Ok(Some(list_document(resource, revision, None, &items)));
+        }
+        let limit: Option<usize> = match query.get("limit") {
+            None | Some("") => None,
+            Some(limit) => Some(limit.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid limit {limit:?}: must be a non-negative integer"
+                ))
+            })?),
+        }
+        .filter(|&l| l > 0);
+        let (revision, start_after) = match query.get("continue").filter(|c| !c.is_empty()) {
+            Some(token) => {
+                let (revision, start) = decode_continue(token, &prefix)?;
+                (Some(revision), Some(start))
+            }
+            None => (self.requested_revision(query).await?, None),
+        };
+        let page = match self
+            .store
+            .list(
+                &prefix,
+                ListOptions {
+                    start_after,
+                    limit,
+                    revision,
+                },
+            )
+            .await
+        {
+            Ok(page) => page,
+            // The general path words the expired-continue answer.
+            Err(StoreError::Compacted { .. }) => return Ok(None),
+            Err(err) => return Err(store_error(resource, "", err)),
+        };
+        let mut items = Vec::with_capacity(page.kvs.len());
+        for kv in &page.kvs {
+            match splice_resource_version(&kv.value, kv.mod_revision) {
+                Some(bytes) => items.push(bytes),
+                None => return Ok(None),
+            }
+        }
+        let continue_token = match (page.more, page.kvs.last()) {
+            (true, Some(last)) => Some(encode_continue(page.revision, &last.key, &prefix)),
+            _ => None,
+        };
+        Ok(Some(list_document(
+            resource,
+            page.revision,
+            continue_token,
+            &items,
+        )))
+    }
+
     /// The revision a list must be served at, from `resourceVersion` and
     /// `resourceVersionMatch`; `None` for the latest.
     async fn requested_revision(&self, query: &Query) -> Result<Option<i64>, ApiError> {
@@ -887,6 +963,60 @@ fn finalized(resource: &Resource, object: &Value) -> bool {
         && (resource.plural != "namespaces" || empty("/spec/finalizers"))
 }
 
+/// `stored` with `"resourceVersion":"<revision>"` as the first key of its top-level
+/// `metadata`. Objects are stored without it, encoded by serde_json with sorted keys, so
+/// `metadata` follows only `apiVersion` and `kind` (plain strings): the first `"metadata":{`
+/// is the top-level one. Anything else is refused (`None`) and takes the decoding path.
+fn splice_resource_version(stored: &[u8], revision: i64) -> Option<Bytes> {
+    const KEY: &[u8] = b"\"metadata\":{";
+    let at = stored.windows(KEY.len()).position(|w| w == KEY)?;
+    let before = &stored[..at];
+    // Only the opening brace of the object itself may come before it.
+    if before.first() != Some(&b'{') || before[1..].contains(&b'{') {
+        return None;
+    }
+    let insert = format!("\"resourceVersion\":\"{revision}\"");
+    let rest = &stored[at + KEY.len()..];
+    let mut out = Vec::with_capacity(stored.len() + insert.len() + 1);
+    out.extend_from_slice(&stored[..at + KEY.len()]);
+    out.extend_from_slice(insert.as_bytes());
+    if rest.first() != Some(&b'}') {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest);
+    Some(Bytes::from(out))
+}
+
+/// A `<Kind>List` document around already-encoded items.
+fn list_document(
+    resource: &Resource,
+    revision: i64,
+    continue_token: Option<String>,
+    items: &[Bytes],
+) -> Bytes {
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if let Some(token) = continue_token {
+        metadata["continue"] = json!(token);
+    }
+    let head = format!(
+        "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
+        resource.kind,
+        resource.api_version(),
+        metadata
+    );
+    let size = head.len() + items.iter().map(|i| i.len() + 1).sum::<usize>() + 2;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(head.as_bytes());
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.extend_from_slice(b"]}");
+    Bytes::from(out)
+}
+
 /// Per-kind validation, answered as upstream's 422.
 fn check_valid(resource: &Resource, object: &Value) -> Result<(), ApiError> {
     let errors = cox_api::validate::validate(resource.group, resource.kind, object);
@@ -1016,6 +1146,42 @@ pub fn respond(status: StatusCode, object: &Value) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_versions_are_spliced_into_stored_objects() {
+        let stored = br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{}}"#;
+        let spliced = splice_resource_version(stored, 42).unwrap();
+        let value: Value = serde_json::from_slice(&spliced).unwrap();
+        assert_eq!(
+            value["metadata"],
+            json!({"name": "a", "resourceVersion": "42"})
+        );
+        let empty =
+            splice_resource_version(br#"{"apiVersion":"v1","kind":"Pod","metadata":{}}"#, 7)
+                .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&empty).unwrap()["metadata"],
+            json!({"resourceVersion": "7"})
+        );
+        // A metadata key that is not the top-level one is refused, not mangled.
+        assert!(splice_resource_version(br#"{"data":{"metadata":{}},"metadata":{}}"#, 1).is_none());
+        assert!(splice_resource_version(br#"{"apiVersion":"v1"}"#, 1).is_none());
+        let pods = cox_api::registry::find("", "v1", "pods").unwrap();
+        let doc = list_document(
+            pods,
+            9,
+            Some("t".into()),
+            &[
+                Bytes::from_static(b"{\"a\":1}"),
+                Bytes::from_static(b"{\"b\":2}"),
+            ],
+        );
+        let value: Value = serde_json::from_slice(&doc).unwrap();
+        assert_eq!(
+            value,
+            json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "9", "continue": "t"}, "items": [{"a": 1}, {"b": 2}]})
+        );
+    }
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {

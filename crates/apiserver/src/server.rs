@@ -161,9 +161,12 @@ impl ApiServer {
                 let mut builder =
                     hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 // Each watch is a stream; informers and kubectl multiplex many on one connection.
+                // Large lists are megabytes: flow-control windows grow with the connection's
+                // bandwidth instead of stalling every 64 KiB.
                 builder
                     .http2()
-                    .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+                    .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+                    .adaptive_window(true);
                 if let Err(err) = builder
                     .serve_connection_with_upgrades(TokioIo::new(tls), service)
                     .await
@@ -444,6 +447,11 @@ async fn resource(
             }
         }
         "list" => {
+            if table.is_none()
+                && let Some(bytes) = rest.list_bytes(resource, &request, &query).await?
+            {
+                return Ok(h::raw_json(StatusCode::OK, bytes));
+            }
             let list = rest.list(resource, &request, &query).await?;
             match table {
                 Some(include) => {

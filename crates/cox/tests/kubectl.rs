@@ -839,6 +839,21 @@ fn pods_and_workloads_get_upstream_defaults_and_validation() {
         "IfNotPresent"
     );
     assert_eq!(pod["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+    // A plain JSON list (spliced from the stored bytes) carries the same object, with its
+    // resourceVersion, as a GET.
+    let list = json(&cluster.ok(&["get", "--raw", "/api/v1/namespaces/default/pods"]));
+    let item = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["metadata"]["name"] == "web")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        item["metadata"]["resourceVersion"],
+        pod["metadata"]["resourceVersion"]
+    );
+    assert_eq!(item["spec"], pod["spec"]);
     let row: Vec<String> = cluster
         .ok(&["get", "pod", "web", "--no-headers"])
         .split_whitespace()
