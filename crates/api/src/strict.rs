@@ -165,11 +165,114 @@ pub fn unknown_patch_fields(group: &str, version: &str, kind: &str, patch: &Valu
 
 /// Upstream's message for strict decoding failures.
 pub fn strict_message(unknown: &[String]) -> String {
-    let list: Vec<String> = unknown
+    strict_message_with(unknown, &[])
+}
+
+/// The problems one by one, as upstream words them (`Warning` headers carry each).
+pub fn problems(unknown: &[String], duplicates: &[String]) -> Vec<String> {
+    unknown
         .iter()
         .map(|f| format!("unknown field \"{f}\""))
-        .collect();
-    format!("strict decoding error: {}", list.join(", "))
+        .chain(
+            duplicates
+                .iter()
+                .map(|f| format!("duplicate field \"{f}\"")),
+        )
+        .collect()
+}
+
+/// Upstream's message for strict decoding failures of both kinds.
+pub fn strict_message_with(unknown: &[String], duplicates: &[String]) -> String {
+    format!(
+        "strict decoding error: {}",
+        problems(unknown, duplicates).join(", ")
+    )
+}
+
+/// The paths of keys a JSON document repeats within one object (`spec.replicas` twice). A
+/// JSON decoder keeps the last silently; strict validation reports them. A body that is not
+/// JSON has none (decoding it fails elsewhere).
+pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
+    use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+
+    struct Walk<'a> {
+        path: String,
+        found: &'a RefCell<Vec<String>>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = join(&self.path, &key);
+                if !seen.insert(key) {
+                    self.found.borrow_mut().push(path.clone());
+                }
+                map.next_value_seed(Walk {
+                    path,
+                    found: self.found,
+                })?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while seq
+                .next_element_seed(Walk {
+                    path: format!("{}[{i}]", self.path),
+                    found: self.found,
+                })?
+                .is_some()
+            {
+                i += 1;
+            }
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+
+    let found = RefCell::new(Vec::new());
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    if (Walk {
+        path: String::new(),
+        found: &found,
+    })
+    .deserialize(&mut deserializer)
+    .is_err()
+    {
+        return Vec::new();
+    }
+    found.into_inner()
 }
 
 #[cfg(test)]
@@ -239,6 +342,28 @@ mod tests {
                 "metadata": {"name": "p", "annotations": {"any.key/x": "y"}},
                 "spec": {"containers": [{"name": "c", "image": "x", "resources": {"limits": {"cpu": "1"}}}]},
             })
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_with_their_paths() {
+        let body = br#"{"kind":"Deployment","spec":{"replicas":1,"replicas":2,"template":{"spec":{"containers":[{"name":"a","name":"b"}]}}},"kind":"X"}"#;
+        assert_eq!(
+            duplicate_fields(body),
+            [
+                "spec.replicas",
+                "spec.template.spec.containers[0].name",
+                "kind"
+            ]
+        );
+        assert!(
+            duplicate_fields(br#"{"a":{"b":1},"c":{"b":1}}"#).is_empty(),
+            "the same key in two objects is fine"
+        );
+        assert!(duplicate_fields(b"{not json").is_empty());
+        assert_eq!(
+            strict_message_with(&["x".into()], &["spec.replicas".into()]),
+            "strict decoding error: unknown field \"x\", duplicate field \"spec.replicas\""
         );
     }
 

@@ -478,7 +478,7 @@ async fn resource(
         "create" => {
             let body = h::read_body(http_request.into_body()).await?;
             let object = h::decode_object(&body, &content_type)?;
-            let warnings = check_fields(resource, &query, &object, false)?;
+            let warnings = check_fields(resource, &query, &object, false, &body, &content_type)?;
             let created = rest.create(resource, &request, &query, object).await?;
             let status = if query.all("dryRun").is_empty() {
                 StatusCode::CREATED
@@ -490,7 +490,7 @@ async fn resource(
         "update" => {
             let body = h::read_body(http_request.into_body()).await?;
             let object = h::decode_object(&body, &content_type)?;
-            let warnings = check_fields(resource, &query, &object, false)?;
+            let warnings = check_fields(resource, &query, &object, false, &body, &content_type)?;
             let updated = rest.update(resource, &request, &query, object).await?;
             Ok(with_warnings(
                 rest::respond(StatusCode::OK, &updated),
@@ -505,7 +505,7 @@ async fn resource(
                 ) => {
                     let warnings = match (patch_type, serde_json::from_slice::<Value>(&body)) {
                         (PatchType::Merge | PatchType::StrategicMerge, Ok(patch)) => {
-                            check_fields(resource, &query, &patch, true)?
+                            check_fields(resource, &query, &patch, true, &body, &content_type)?
                         }
                         _ => Vec::new(),
                     };
@@ -600,6 +600,8 @@ fn check_fields(
     query: &Query,
     object: &Value,
     patch: bool,
+    body: &[u8],
+    content_type: &str,
 ) -> Result<Vec<String>, ApiError> {
     use cox_api::strict::{self, FieldValidation};
     let mode =
@@ -613,16 +615,23 @@ fn check_fields(
     } else {
         strict::unknown_fields(group, version, kind, object)
     };
-    if unknown.is_empty() {
+    // Repeated keys only exist in the JSON text; a decoded body has kept the last one.
+    let duplicates =
+        if content_type == h::JSON || content_type.ends_with("+json") || content_type.is_empty() {
+            strict::duplicate_fields(body)
+        } else {
+            Vec::new()
+        };
+    if unknown.is_empty() && duplicates.is_empty() {
         return Ok(Vec::new());
     }
     if mode == FieldValidation::Strict {
-        return Err(ApiError::bad_request(strict::strict_message(&unknown)));
+        return Err(ApiError::bad_request(strict::strict_message_with(
+            &unknown,
+            &duplicates,
+        )));
     }
-    Ok(unknown
-        .iter()
-        .map(|f| format!("unknown field \"{f}\""))
-        .collect())
+    Ok(strict::problems(&unknown, &duplicates))
 }
 
 /// Adds `Warning: 299 - "..."` headers, as upstream reports warnings.

@@ -992,6 +992,25 @@ fn field_validation_strict_warn_and_ignore() {
         ignore.starts_with("HTTP/2 201") && !ignore.to_ascii_lowercase().contains("warning:"),
         "{ignore}"
     );
+    // A key given twice is reported too (the JSON decoder would keep the last silently).
+    let twice = cluster.file(
+        "twice.json",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"twice","name":"again"},"data":{}}"#,
+    );
+    let out = cluster.curl_admin(
+        &[
+            "-i",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &format!("@{twice}"),
+        ],
+        "/api/v1/namespaces/default/configmaps?fieldValidation=Strict",
+    );
+    assert!(
+        out.starts_with("HTTP/2 400") && out.contains(r#"duplicate field \"metadata.name\""#),
+        "{out}"
+    );
     // The unknown field is dropped, as upstream's typed decoding drops it.
     let pod = json(&cluster.ok(&["get", "pod", "warned", "-o", "json"]));
     assert!(pod["spec"]["containers"][0].get("arg").is_none(), "{pod}");
