@@ -160,3 +160,65 @@ fn python_kubernetes_client_flows() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A flood of concurrent watches (more than one HTTP/2 connection's stream limit) leaves the
+/// server answering, and every watch still sees a change made afterwards.
+#[test]
+fn a_flood_of_watches_leaves_the_server_healthy() {
+    let cluster = Cluster::start();
+    let netns = cluster.netns.clone();
+    let cluster_ref = &cluster;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                cluster::enter_netns(&netns);
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    let api: Api<ConfigMap> = Api::namespaced(client(cluster_ref).await, "default");
+                    let rv = api
+                        .list(&ListParams::default())
+                        .await
+                        .unwrap()
+                        .metadata
+                        .resource_version
+                        .unwrap();
+                    let mut streams = Vec::new();
+                    for _ in 0..1500 {
+                        // Each on a client of its own: a connection can carry at most 1000.
+                        let api: Api<ConfigMap> =
+                            Api::namespaced(client(cluster_ref).await, "default");
+                        streams.push(
+                            api.watch(&WatchParams::default(), &rv)
+                                .await
+                                .unwrap()
+                                .boxed(),
+                        );
+                    }
+                    // The server still answers reads and writes.
+                    api.create(
+                        &PostParams::default(),
+                        &configmap("after-flood", &[("a", "1")]),
+                    )
+                    .await
+                    .unwrap();
+                    assert!(api.get("after-flood").await.is_ok());
+                    // And every watch sees the write.
+                    let seen = futures::future::join_all(streams.iter_mut().map(|s| async move {
+                        matches!(
+                            tokio::time::timeout(std::time::Duration::from_secs(30), s.try_next())
+                                .await,
+                            Ok(Ok(Some(WatchEvent::Added(_))))
+                        )
+                    }))
+                    .await;
+                    assert_eq!(seen.iter().filter(|s| **s).count(), 1500);
+                });
+            })
+            .join()
+            .unwrap();
+    });
+}
