@@ -6,6 +6,7 @@
 //! we record the revision we compacted to under [`COMPACT_REVISION_KEY`], so every server
 //! sharing the etcd knows the oldest revision that can still be read or watched.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -15,7 +16,6 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Txn, TxnOp, TxnOpResponse,
     WatchOptions,
 };
-use tokio::sync::mpsc;
 
 use crate::{
     Error, Event, EventKind, KeyValue, ListOptions, ListResult, Result, Revision, Store,
@@ -303,9 +303,7 @@ impl Store for EtcdStore {
             .max_decoding_message_size(i32::MAX as usize)
             .watch(range_start(prefix), Some(options))
             .await?;
-        let (tx, events) = WatchStream::channel();
-        tokio::spawn(forward_watch(stream, after, tx));
-        Ok(events)
+        Ok(WatchStream::from_stream(events_of(stream, after)))
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
@@ -343,57 +341,73 @@ impl Store for EtcdStore {
     }
 }
 
-/// Turns etcd's watch responses into our events until the consumer or etcd goes away.
-async fn forward_watch(
-    mut stream: etcd_client::WatchStream,
+/// Our events, decoded straight from etcd's watch responses as the consumer asks for them
+/// (dropping the stream cancels the etcd watch). After an error the stream ends.
+fn events_of(
+    stream: etcd_client::WatchStream,
     after: Revision,
-    tx: mpsc::Sender<Result<Event>>,
-) {
-    loop {
-        let resp = match stream.message().await {
-            Ok(Some(resp)) => resp,
-            Ok(None) => {
-                let _ = tx.send(Err(Error::Closed)).await;
-                return;
+) -> impl futures::Stream<Item = Result<Event>> + Send + 'static {
+    struct State {
+        stream: etcd_client::WatchStream,
+        pending: VecDeque<Result<Event>>,
+        done: bool,
+    }
+    let state = State {
+        stream,
+        pending: VecDeque::new(),
+        done: false,
+    };
+    futures::stream::unfold(state, move |mut state| async move {
+        loop {
+            if let Some(event) = state.pending.pop_front() {
+                return Some((event, state));
             }
-            Err(err) => {
-                let _ = tx.send(Err(Error::Etcd(err))).await;
-                return;
+            if state.done {
+                return None;
             }
-        };
-        if resp.compact_revision() > 0 {
-            let _ = tx
-                .send(Err(Error::Compacted {
+            let resp = match state.stream.message().await {
+                Ok(Some(resp)) => resp,
+                Ok(None) => {
+                    state.pending.push_back(Err(Error::Closed));
+                    state.done = true;
+                    continue;
+                }
+                Err(err) => {
+                    state.pending.push_back(Err(Error::Etcd(err)));
+                    state.done = true;
+                    continue;
+                }
+            };
+            if resp.compact_revision() > 0 {
+                state.pending.push_back(Err(Error::Compacted {
                     requested: after,
                     compacted: resp.compact_revision(),
-                }))
-                .await;
-            return;
-        }
-        if resp.canceled() {
-            let reason = format!("etcd canceled the watch: {}", resp.cancel_reason());
-            let _ = tx.send(Err(Error::Internal(reason))).await;
-            return;
-        }
-        for event in resp.events() {
-            let Some(kv) = event.kv() else { continue };
-            let prev = event.prev_kv().map(convert);
-            let event = match event.event_type() {
-                EventType::Put => Event {
-                    kind: EventKind::Put,
-                    kv: convert(kv),
-                    prev,
-                },
-                EventType::Delete => Event {
-                    kind: EventKind::Delete,
-                    kv: KeyValue::tombstone(convert(kv).key, kv.mod_revision()),
-                    prev,
-                },
-            };
-            if tx.send(Ok(event)).await.is_err() {
-                // Dropping the stream ends the etcd watch.
-                return;
+                }));
+                state.done = true;
+                continue;
+            }
+            if resp.canceled() {
+                let reason = format!("etcd canceled the watch: {}", resp.cancel_reason());
+                state.pending.push_back(Err(Error::Internal(reason)));
+                state.done = true;
+                continue;
+            }
+            for event in resp.events() {
+                let Some(kv) = event.kv() else { continue };
+                let prev = event.prev_kv().map(convert);
+                state.pending.push_back(Ok(match event.event_type() {
+                    EventType::Put => Event {
+                        kind: EventKind::Put,
+                        kv: convert(kv),
+                        prev,
+                    },
+                    EventType::Delete => Event {
+                        kind: EventKind::Delete,
+                        kv: KeyValue::tombstone(convert(kv).key, kv.mod_revision()),
+                        prev,
+                    },
+                }));
             }
         }
-    }
+    })
 }

@@ -228,21 +228,37 @@ pub trait Store: Send + Sync + fmt::Debug {
 pub(crate) const WATCH_BUFFER: usize = 1024;
 
 /// The events of one watch. Dropping it cancels the watch.
-#[derive(Debug)]
 pub struct WatchStream {
-    rx: mpsc::Receiver<Result<Event>>,
+    inner: Pin<Box<dyn Stream<Item = Result<Event>> + Send>>,
+}
+
+impl fmt::Debug for WatchStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WatchStream")
+    }
 }
 
 impl WatchStream {
+    /// A watch fed by a task through a bounded channel.
     pub(crate) fn channel() -> (mpsc::Sender<Result<Event>>, Self) {
-        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-        (tx, Self { rx })
+        let (tx, mut rx) = mpsc::channel(WATCH_BUFFER);
+        (
+            tx,
+            Self::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx))),
+        )
+    }
+
+    /// A watch that produces its events itself (no task between it and the consumer).
+    pub(crate) fn from_stream(stream: impl Stream<Item = Result<Event>> + Send + 'static) -> Self {
+        Self {
+            inner: Box::pin(stream),
+        }
     }
 
     /// The next event; `None` when the watch has ended (after an error, or when the store
     /// closed).
     pub async fn next(&mut self) -> Option<Result<Event>> {
-        self.rx.recv().await
+        futures::StreamExt::next(&mut self.inner).await
     }
 }
 
@@ -250,7 +266,7 @@ impl Stream for WatchStream {
     type Item = Result<Event>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        self.inner.as_mut().poll_next(cx)
     }
 }
 
