@@ -225,23 +225,7 @@ impl Rest {
                 "items": items,
             }));
         }
-        let limit: Option<usize> = match query.get("limit") {
-            None | Some("") => None,
-            Some(limit) => Some(limit.parse().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "invalid limit {limit:?}: must be a non-negative integer"
-                ))
-            })?),
-        }
-        .filter(|&l| l > 0);
-        let (mut revision, mut start_after) = match query.get("continue").filter(|c| !c.is_empty())
-        {
-            Some(token) => {
-                let (revision, start) = decode_continue(token, &prefix)?;
-                (Some(revision), Some(start))
-            }
-            None => (self.requested_revision(query).await?, None),
-        };
+        let (limit, mut revision, mut start_after) = self.page_request(query, &prefix).await?;
         let mut items = Vec::new();
         let mut continue_token = None;
         loop {
@@ -320,22 +304,7 @@ impl Rest {
             let items: Vec<Bytes> = objects.iter().map(|o| o.json.clone()).collect();
             return Ok(Some(list_document(resource, revision, None, &items)));
         }
-        let limit: Option<usize> = match query.get("limit") {
-            None | Some("") => None,
-            Some(limit) => Some(limit.parse().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "invalid limit {limit:?}: must be a non-negative integer"
-                ))
-            })?),
-        }
-        .filter(|&l| l > 0);
-        let (revision, start_after) = match query.get("continue").filter(|c| !c.is_empty()) {
-            Some(token) => {
-                let (revision, start) = decode_continue(token, &prefix)?;
-                (Some(revision), Some(start))
-            }
-            None => (self.requested_revision(query).await?, None),
-        };
+        let (limit, revision, start_after) = self.page_request(query, &prefix).await?;
         let page = match self
             .store
             .list(
@@ -370,6 +339,31 @@ impl Rest {
             continue_token,
             &items,
         )))
+    }
+
+    /// What page of `prefix` a list asks for: its `limit` (0 and absent mean all), and where
+    /// and at which revision it starts, from its `continue` token or its `resourceVersion`.
+    async fn page_request(
+        &self,
+        query: &Query,
+        prefix: &str,
+    ) -> Result<(Option<usize>, Option<i64>, Option<String>), ApiError> {
+        let limit: Option<usize> = match query.get("limit") {
+            None | Some("") => None,
+            Some(limit) => Some(limit.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid limit {limit:?}: must be a non-negative integer"
+                ))
+            })?),
+        }
+        .filter(|&l| l > 0);
+        match query.get("continue").filter(|c| !c.is_empty()) {
+            Some(token) => {
+                let (revision, start) = decode_continue(token, prefix)?;
+                Ok((limit, Some(revision), Some(start)))
+            }
+            None => Ok((limit, self.requested_revision(query).await?, None)),
+        }
     }
 
     /// The revision a list must be served at, from `resourceVersion` and

@@ -262,23 +262,19 @@ fn pod(i: usize) -> Value {
     })
 }
 
-/// `count` requests from `clients` concurrent clients spread over a few connections.
-async fn load<F>(
-    clients: &[Client],
-    concurrency: usize,
-    count: usize,
-    request: F,
-) -> Result<Throughput>
+/// `count` operations from `concurrency` workers, each timed from the moment its future is
+/// awaited (what `op` does before returning the future, such as building the request, is not).
+async fn workers<F, Fut>(concurrency: usize, count: usize, op: F) -> Result<Throughput>
 where
-    F: Fn(usize) -> (http::Method, String, Option<Value>, u16) + Send + Sync + 'static,
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
 {
-    let request = Arc::new(request);
+    let op = Arc::new(op);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
-        let mut client = clients[worker % clients.len()].clone();
-        let (request, next) = (request.clone(), next.clone());
+        let (op, next) = (op.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut latency = Latencies::new();
             loop {
@@ -286,9 +282,9 @@ where
                 if i >= count {
                     return Ok::<_, anyhow::Error>(latency);
                 }
-                let (method, path, body, want) = request(i);
+                let operation = op(worker, i);
                 let began = Instant::now();
-                client.call(method, &path, body.as_ref(), want).await?;
+                operation.await?;
                 latency.record(began.elapsed());
             }
         }));
@@ -304,41 +300,46 @@ where
     })
 }
 
+/// `count` requests from `concurrency` clients spread over the connections.
+async fn load<F>(
+    clients: &[Client],
+    concurrency: usize,
+    count: usize,
+    request: F,
+) -> Result<Throughput>
+where
+    F: Fn(usize) -> (http::Method, String, Option<Value>, u16) + Send + Sync + 'static,
+{
+    let clients = clients.to_vec();
+    workers(concurrency, count, move |worker, i| {
+        let mut client = clients[worker % clients.len()].clone();
+        let (method, path, body, want) = request(i);
+        async move {
+            client
+                .call(method, &path, body.as_ref(), want)
+                .await
+                .map(|_| ())
+        }
+    })
+    .await
+}
+
 /// The same creates straight into an embedded store: the floor under the API.
 async fn store_baseline(count: usize, concurrency: usize) -> Result<Throughput> {
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).await?);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (store, next) = (store.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latency = Latencies::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= count {
-                    return Ok::<_, anyhow::Error>(latency);
-                }
-                let value = Bytes::from(configmap(i).to_string());
-                let began = Instant::now();
-                store
-                    .create(&format!("/registry/configmaps/default/cm-{i:06}"), value)
-                    .await?;
-                latency.record(began.elapsed());
-            }
-        }));
-    }
-    let mut latency = Latencies::new();
-    for task in tasks {
-        latency.merge(&task.await??);
-    }
-    Ok(Throughput {
-        ops: count,
-        per_sec: count as f64 / start.elapsed().as_secs_f64(),
-        latency,
+    workers(concurrency, count, move |_, i| {
+        let store = store.clone();
+        let value = Bytes::from(configmap(i).to_string());
+        async move {
+            store
+                .create(&format!("/registry/configmaps/default/cm-{i:06}"), value)
+                .await?;
+            Ok(())
+        }
     })
+    .await
 }
 
 /// Watchers on the configmaps of namespace `default`; events created at a steady rate, each
@@ -385,12 +386,11 @@ async fn fan_out(
             let mut delay = Latencies::new();
             let mut pending = Vec::new();
             let mut seen = 0;
-            let give_up = tokio::time::sleep(Duration::from_secs(120));
-            tokio::pin!(give_up);
+            // Every event must arrive within two minutes, or the watcher stops counting.
+            let give_up = tokio::time::Instant::now() + Duration::from_secs(120);
             while seen < total {
-                let frame = tokio::select! {
-                    frame = body.frame() => frame,
-                    () = &mut give_up => break,
+                let Ok(frame) = tokio::time::timeout_at(give_up, body.frame()).await else {
+                    break;
                 };
                 let Some(Ok(frame)) = frame else { break };
                 let Ok(data) = frame.into_data() else {

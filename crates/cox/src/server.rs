@@ -117,8 +117,12 @@ pub async fn run(args: Args) -> Result<()> {
     let service_ip = IpAddr::V4(Ipv4Addr::from(u32::from(service_network.0) + 1));
     let names = ServingNames::standard(node_ip, service_ip, &hostname(), &args.cluster_domain);
     let tls_dir = args.data_dir.join("server").join("tls");
-    let certs = ClusterCerts::load_or_create(&tls_dir, &names)
-        .with_context(|| format!("preparing certificates in {}", tls_dir.display()))?;
+    // Key generation and file writes: off the async runtime.
+    let certs = {
+        let dir = tls_dir.clone();
+        tokio::task::spawn_blocking(move || ClusterCerts::load_or_create(&dir, &names)).await?
+    }
+    .with_context(|| format!("preparing certificates in {}", tls_dir.display()))?;
     let tokens = match &args.token_auth_file {
         Some(path) => Tokens::load(path).with_context(|| format!("reading {}", path.display()))?,
         None => Tokens::default(),

@@ -108,18 +108,18 @@ impl Cluster {
     pub fn stop_server(&mut self) {
         if let Some(mut server) = self.server.take() {
             // `ip netns exec` execs the server, so this is the server's pid.
-            let _ = Command::new("kill")
-                .args(["-TERM", &server.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = server.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            let pid = server.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            // Wait for it to exit (a reaping thread reports it), SIGKILL after 10 s.
+            let (exited, exit) = std::sync::mpsc::channel();
+            let reaper = std::thread::spawn(move || {
+                let _ = server.wait();
+                let _ = exited.send(());
+            });
+            if exit.recv_timeout(Duration::from_secs(10)).is_err() {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
             }
-            let _ = server.kill();
-            let _ = server.wait();
+            let _ = reaper.join();
         }
     }
 
