@@ -1,6 +1,7 @@
 //! `cox`: Coxswain's single binary. Flags and wiring only; every component lives in its crate.
 
 mod bench;
+mod runtime;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,15 @@ enum Command {
     Server(server::Args),
     /// Measure a component beside its baseline, in the same run.
     Bench(bench::Args),
+    /// Run the container runtime alone, serving CRI on `<data-dir>/agent/runtime/cri.sock`.
+    Runtime(runtime::Args),
+    /// Manage the runtime's images: import archives, list, inspect, remove.
+    Images(runtime::ImagesArgs),
+    /// A CRI client with crictl's commands.
+    Crictl(cox_cri::crictl::Crictl),
+    /// One container's shim (started by the runtime, not by hand).
+    #[command(hide = true)]
+    Shim(runtime::ShimArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,14 +38,20 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    match Cli::parse().command {
+        // The shim needs no async runtime: it stays small and single-purpose.
+        Command::Shim(args) => std::process::exit(runtime::shim(args)),
+        Command::Images(args) => runtime::images(args),
+        Command::Server(args) => block_on(server::run(args)),
+        Command::Bench(args) => block_on(bench::run(args)),
+        Command::Runtime(args) => block_on(runtime::run(args)),
+        Command::Crictl(args) => block_on(cox_cri::crictl::run(args)),
+    }
+}
+
+fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        match cli.command {
-            Command::Server(args) => server::run(args).await,
-            Command::Bench(args) => bench::run(args).await,
-        }
-    })
+        .build()?
+        .block_on(work)
 }

@@ -1,0 +1,204 @@
+//! `cox runtime` (the container runtime served as CRI), `cox shim` (one per container, started
+//! by the runtime) and `cox images` (the image store, offline).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use cox_runtime::images::{ImageStore, archive};
+use cox_runtime::{Runtime, RuntimeConfig};
+
+/// Flags shared by everything that opens the runtime's state.
+#[derive(Debug, clap::Args)]
+pub struct RuntimeFlags {
+    /// Where Coxswain keeps its state; the runtime's is under `<data-dir>/agent/runtime`.
+    #[arg(long, default_value = "/var/lib/cox")]
+    data_dir: PathBuf,
+    /// The OCI runtime binary.
+    #[arg(long, default_value = "runc")]
+    runc: PathBuf,
+    /// Where the CNI plugins are.
+    #[arg(long, default_value = "/usr/lib/cni")]
+    cni_bin_dir: PathBuf,
+    /// This node's pod address range.
+    #[arg(long, default_value = "10.42.0.0/24")]
+    pod_cidr: String,
+    /// The node's pod bridge.
+    #[arg(long, default_value = "cox0")]
+    bridge: String,
+    /// Registry mirrors and credentials, in k3s's registries.yaml shape.
+    #[arg(long, default_value = "/etc/cox/registries.yaml")]
+    private_registry: PathBuf,
+}
+
+impl RuntimeFlags {
+    fn config(&self) -> Result<RuntimeConfig> {
+        let shim = std::env::current_exe().context("finding the cox binary for the shim")?;
+        let mut config = RuntimeConfig::new(&self.data_dir.join("agent/runtime"), shim);
+        config.runc = self.runc.clone();
+        config.network.bin_dir = self.cni_bin_dir.clone();
+        config.network.pod_cidr = self.pod_cidr.clone();
+        config.network.bridge = self.bridge.clone();
+        config.registries = self.private_registry.clone();
+        Ok(config)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    flags: RuntimeFlags,
+}
+
+/// `cox runtime`: imports `<data-dir>/agent/images/*.tar`, then serves CRI until SIGTERM or
+/// SIGINT. Containers keep running when it stops.
+pub async fn run(args: Args) -> Result<()> {
+    let config = args.flags.config()?;
+    let socket = config.socket();
+    let runtime = Arc::new(tokio::task::spawn_blocking(move || Runtime::open(config)).await??);
+    let images_dir = args.flags.data_dir.join("agent/images");
+    let store = runtime.images().clone();
+    for (path, outcome) in
+        tokio::task::spawn_blocking(move || archive::import_dir(&store, &images_dir)).await?
+    {
+        match outcome {
+            Ok(n) => tracing::info!(archive = %path.display(), images = n, "imported"),
+            Err(e) => tracing::warn!(archive = %path.display(), error = %e, "import failed"),
+        }
+    }
+    tracing::info!(socket = %socket.display(), "serving CRI");
+    let shutdown = async {
+        if let Err(e) = crate::server::shutdown_signal().await {
+            tracing::error!(error = %e, "waiting for a shutdown signal");
+        }
+    };
+    cox_runtime::server::serve(runtime, &socket, shutdown).await
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShimArgs {
+    #[arg(long)]
+    id: String,
+    #[arg(long)]
+    bundle: PathBuf,
+    #[arg(long)]
+    runc: PathBuf,
+    #[arg(long)]
+    runc_root: PathBuf,
+    #[arg(long)]
+    log_path: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    log_max_bytes: u64,
+    #[arg(long, default_value_t = 1)]
+    log_max_files: usize,
+}
+
+/// `cox shim`: runs without tokio, to its container's end.
+pub fn shim(args: ShimArgs) -> i32 {
+    cox_runtime::shim::run(&cox_runtime::shim::ShimOptions {
+        id: args.id,
+        bundle: args.bundle,
+        runc: args.runc,
+        runc_root: args.runc_root,
+        log_path: args.log_path,
+        log_max_bytes: args.log_max_bytes,
+        log_max_files: args.log_max_files,
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImagesArgs {
+    #[command(flatten)]
+    flags: RuntimeFlags,
+    #[command(subcommand)]
+    command: ImagesCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ImagesCommand {
+    /// Import OCI or `docker save` archives.
+    Import { files: Vec<PathBuf> },
+    /// List images.
+    #[command(alias = "ls")]
+    List,
+    /// Show an image's record as JSON.
+    Inspect { image: String },
+    /// Remove images not used by any container.
+    #[command(alias = "rmi")]
+    Rm { images: Vec<String> },
+}
+
+/// `cox images`: works on the store directly, so it also works while no runtime runs.
+pub fn images(args: ImagesArgs) -> Result<()> {
+    let config = args.flags.config()?;
+    let store = ImageStore::open(config.root.join("images"))
+        .with_context(|| format!("opening the image store under {}", config.root.display()))?;
+    match args.command {
+        ImagesCommand::Import { files } => {
+            anyhow::ensure!(!files.is_empty(), "name at least one archive to import");
+            for file in files {
+                let images = archive::import(&store, &file)
+                    .with_context(|| format!("importing {}", file.display()))?;
+                for image in images {
+                    let name = image
+                        .repo_tags
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| image.id.to_string());
+                    println!("imported {name} ({})", image.id);
+                }
+            }
+        }
+        ImagesCommand::List => {
+            println!(
+                "{:<50} {:<20} {:<15} {:>10}",
+                "IMAGE", "TAG", "IMAGE ID", "SIZE"
+            );
+            for image in store.list()? {
+                let id = &image.id.hex()[..13];
+                let size = format!("{:.1}MB", image.size as f64 / 1_000_000.0);
+                if image.repo_tags.is_empty() {
+                    println!("{:<50} {:<20} {id:<15} {size:>10}", "<none>", "<none>");
+                }
+                for tag in &image.repo_tags {
+                    let (name, tag) = tag.rsplit_once(':').unwrap_or((tag, ""));
+                    println!("{name:<50} {tag:<20} {id:<15} {size:>10}");
+                }
+            }
+        }
+        ImagesCommand::Inspect { image } => {
+            let record = store
+                .resolve(&image)?
+                .with_context(|| format!("image {image:?} not found"))?;
+            println!("{}", serde_json::to_string_pretty(&record)?);
+        }
+        ImagesCommand::Rm { images } => {
+            let in_use = containers_using_images(&config.root)?;
+            for image in images {
+                let removed = store.remove(&image, &in_use)?;
+                println!("Deleted: {}", removed.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The images the runtime's containers use, read from its records on disk.
+fn containers_using_images(
+    root: &std::path::Path,
+) -> Result<Vec<(cox_runtime::digest::Digest, String)>> {
+    let mut used = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root.join("containers")) else {
+        return Ok(used);
+    };
+    for entry in entries.flatten() {
+        let Ok(bytes) = std::fs::read(entry.path().join("container.json")) else {
+            continue;
+        };
+        if let Ok(record) = serde_json::from_slice::<cox_runtime::runtime::ContainerRecord>(&bytes)
+        {
+            used.push((record.image_id, record.id));
+        }
+    }
+    Ok(used)
+}

@@ -1,0 +1,302 @@
+//! The container runtime end to end, as a user drives it: `cox images import`, `cox runtime`,
+//! and `cox crictl` (runp, create, start, exec, logs, stop, rm), with real runc, overlayfs and
+//! CNI inside a network namespace of the test's own.
+
+mod node;
+
+use std::time::{Duration, Instant};
+
+use node::Node;
+use serde_json::json;
+
+/// Creates and starts a container from `config` in `pod`; returns its ID.
+fn start_container(
+    node: &Node,
+    pod: &str,
+    pod_config: &str,
+    name: &str,
+    config: serde_json::Value,
+) -> String {
+    let file = node.config_file(&format!("{name}-container.json"), &config);
+    let id = node
+        .crictl(&["create", pod, &file, pod_config])
+        .trim()
+        .to_string();
+    node.crictl(&["start", &id]);
+    id
+}
+
+fn inspect(node: &Node, id: &str) -> serde_json::Value {
+    serde_json::from_str(&node.crictl(&["inspect", id])).expect("inspect prints JSON")
+}
+
+fn pod_ip(node: &Node, pod: &str) -> String {
+    let status: serde_json::Value =
+        serde_json::from_str(&node.crictl(&["inspectp", pod])).expect("inspectp prints JSON");
+    status["status"]["network"]["ip"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no pod IP in {status}"))
+        .to_string()
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind() {
+    let node = Node::start();
+    let pod_config = node.pod_config("web");
+    let pod = node.crictl(&["runp", &pod_config]).trim().to_string();
+    assert_eq!(pod.len(), 64, "runp prints the pod ID: {pod:?}");
+    let ip = pod_ip(&node, &pod);
+    assert!(
+        ip.starts_with("10.88.0."),
+        "pod IP {ip} from the node's pod range"
+    );
+
+    let nginx = start_container(
+        &node,
+        &pod,
+        &pod_config,
+        "nginx",
+        json!({
+            "metadata": {"name": "nginx"},
+            "image": {"image": "nginx:1.22-cox"},
+            "log_path": "nginx.log",
+        }),
+    );
+    let page = node.http_get(&format!("http://{ip}/"));
+    assert!(page.contains("Welcome to nginx!"), "{page}");
+
+    let hostname = node.crictl(&["exec", &nginx, "cat", "/etc/hostname"]);
+    assert_eq!(hostname.trim(), "web");
+    let status = node.crictl_output(&["exec", &nginx, "sh", "-c", "exit 3"]);
+    assert_eq!(
+        status.status.code(),
+        Some(3),
+        "exec passes the exit code on"
+    );
+
+    // The access log goes to stdout, and so into the CRI log.
+    wait_for("the access log line", || {
+        node.crictl(&["logs", &nginx]).contains("GET / HTTP/1.1")
+    });
+    let raw = std::fs::read_to_string(node.logs().join("web/nginx.log")).expect("CRI log file");
+    let first = raw
+        .lines()
+        .find(|l| l.contains("GET /"))
+        .expect("a log entry");
+    let fields: Vec<&str> = first.splitn(4, ' ').collect();
+    assert_eq!(&fields[1..3], ["stdout", "F"], "CRI log format: {first}");
+
+    let state = inspect(&node, &nginx);
+    assert_eq!(
+        state["status"]["state"],
+        json!("CONTAINER_RUNNING"),
+        "{state}"
+    );
+    let ps = node.crictl(&["ps"]);
+    assert!(ps.contains(&nginx[..13]) && ps.contains("Running"), "{ps}");
+
+    // nginx stops on SIGQUIT, its image's stop signal, well inside the grace period.
+    let started = Instant::now();
+    node.crictl(&["stop", "--timeout", "20", &nginx]);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped by its stop signal, not SIGKILL"
+    );
+    let state = inspect(&node, &nginx);
+    assert_eq!(
+        state["status"]["state"],
+        json!("CONTAINER_EXITED"),
+        "{state}"
+    );
+    assert_eq!(
+        state["status"]["exitCode"].as_i64().unwrap_or(-1),
+        0,
+        "{state}"
+    );
+
+    node.crictl(&["stopp", &pod]);
+    node.crictl(&["rmp", &pod]);
+    assert!(node.crictl(&["pods", "-q"]).trim().is_empty());
+    assert!(node.mounts().is_empty(), "mounts left: {:?}", node.mounts());
+    assert!(node.runc_containers().is_empty(), "runc containers left");
+    let links = node.in_netns(&["ip", "-o", "link", "show", "type", "veth"]);
+    assert!(
+        String::from_utf8_lossy(&links.stdout).trim().is_empty(),
+        "veth left behind"
+    );
+    let cgroup = format!("/sys/fs/cgroup/memory/cox/pod-{}", &pod[..16]);
+    assert!(
+        !std::path::Path::new(&cgroup).exists(),
+        "cgroup {cgroup} left behind"
+    );
+    assert!(
+        !node.root().join("pods").join(&pod).exists(),
+        "pod directory left behind"
+    );
+}
+
+#[test]
+fn a_memory_limit_kills_an_over_allocating_container_as_oomkilled() {
+    let node = Node::start();
+    let pod_config = node.pod_config("hog");
+    let pod = node.crictl(&["runp", &pod_config]).trim().to_string();
+    let hog = start_container(
+        &node,
+        &pod,
+        &pod_config,
+        "hog",
+        json!({
+            "metadata": {"name": "hog"},
+            "image": {"image": "busybox:1.36"},
+            // The shell (the container's first process) reads 60 MB into a variable.
+            "command": ["sh", "-c", "x=$(yes | head -c 60000000); echo survived; sleep 30"],
+            "linux": {"resources": {"memory_limit_in_bytes": 16 * 1024 * 1024}},
+        }),
+    );
+    wait_for("the container to exit", || {
+        inspect(&node, &hog)["status"]["state"] == json!("CONTAINER_EXITED")
+    });
+    let status = inspect(&node, &hog);
+    assert_eq!(status["status"]["reason"], json!("OOMKilled"), "{status}");
+    assert_eq!(status["status"]["exitCode"].as_i64(), Some(137), "{status}");
+    node.crictl(&["rmp", "--force", &pod]);
+}
+
+#[test]
+fn containers_keep_running_across_a_runtime_crash_and_are_listed_after_restart() {
+    let mut node = Node::start();
+    let pod_config = node.pod_config("steady");
+    let pod = node.crictl(&["runp", &pod_config]).trim().to_string();
+    let ip = pod_ip(&node, &pod);
+    let server = start_container(
+        &node,
+        &pod,
+        &pod_config,
+        "httpd",
+        json!({
+            "metadata": {"name": "httpd"},
+            "image": {"image": "busybox:1.36"},
+            "command": ["sh", "-c", "mkdir -p /www && echo steady > /www/index.html && exec httpd -f -p 8080 -h /www"],
+            "log_path": "httpd.log",
+        }),
+    );
+    assert_eq!(
+        node.http_get(&format!("http://{ip}:8080/")).trim(),
+        "steady"
+    );
+
+    node.kill_runtime();
+    // With the runtime gone, the container still serves.
+    assert_eq!(
+        node.http_get(&format!("http://{ip}:8080/")).trim(),
+        "steady"
+    );
+    node.start_runtime();
+
+    let ps = node.crictl(&["ps", "-q"]);
+    assert!(ps.contains(&server), "container listed after restart: {ps}");
+    assert_eq!(
+        inspect(&node, &server)["status"]["state"],
+        json!("CONTAINER_RUNNING")
+    );
+    assert_eq!(
+        node.crictl(&["exec", &server, "cat", "/www/index.html"])
+            .trim(),
+        "steady"
+    );
+    node.crictl(&["stop", "--timeout", "1", &server]);
+    let status = inspect(&node, &server);
+    assert_eq!(
+        status["status"]["state"],
+        json!("CONTAINER_EXITED"),
+        "{status}"
+    );
+    assert_eq!(
+        status["status"]["exitCode"].as_i64(),
+        Some(137),
+        "httpd ignores SIGTERM as pid 1"
+    );
+    node.crictl(&["rmp", "--force", &pod]);
+    assert!(node.mounts().is_empty(), "mounts left: {:?}", node.mounts());
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_leaves_nothing_behind() {
+    let node = Node::start();
+    let pod_config = node.pod_config("bad");
+    let pod = node.crictl(&["runp", &pod_config]).trim().to_string();
+
+    let missing_image = node.config_file(
+        "missing-image.json",
+        &json!({"metadata": {"name": "x"}, "image": {"image": "nosuch:1"}}),
+    );
+    let output = node.crictl_output(&["create", "--no-pull", &pod, &missing_image, &pod_config]);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("not found"), "{message}");
+
+    let missing_command = node.config_file(
+        "missing-command.json",
+        &json!({"metadata": {"name": "y"}, "image": {"image": "busybox:1.36"}, "command": ["/no/such/binary"]}),
+    );
+    let output = node.crictl_output(&["create", &pod, &missing_command, &pod_config]);
+    let failed_at_create = !output.status.success();
+    let message = if failed_at_create {
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    } else {
+        let id = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let started = node.crictl_output(&["start", &id]);
+        assert!(
+            !started.status.success(),
+            "starting a missing binary must fail"
+        );
+        String::from_utf8_lossy(&started.stderr).into_owned()
+    };
+    assert!(
+        message.contains("/no/such/binary"),
+        "the error names the command: {message}"
+    );
+
+    let no_metadata = node.config_file(
+        "no-metadata.json",
+        &json!({"image": {"image": "busybox:1.36"}}),
+    );
+    let output = node.crictl_output(&["create", &pod, &no_metadata, &pod_config]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("metadata"));
+
+    let output = node.crictl_output(&["exec", "nosuchcontainer", "true"]);
+    assert!(!output.status.success());
+
+    // A truncated archive is refused, and nothing is left in the store's staging area.
+    let archive = std::fs::read(node::images_dir().join("busybox.oci.tar")).expect("archive");
+    let truncated = node.dir.path().join("truncated.tar");
+    std::fs::write(&truncated, &archive[..archive.len() / 2]).expect("write");
+    let output = std::process::Command::new(node::COX)
+        .args(["images", "--data-dir"])
+        .arg(node.data_dir())
+        .arg("import")
+        .arg(&truncated)
+        .output()
+        .expect("cox images import");
+    assert!(
+        !output.status.success(),
+        "a truncated archive must not import"
+    );
+    let staging = std::fs::read_dir(node.root().join("images/tmp"))
+        .expect("tmp")
+        .count();
+    assert_eq!(staging, 0, "nothing left in staging");
+
+    node.crictl(&["rmp", "--force", &pod]);
+    assert!(node.crictl(&["ps", "-a", "-q"]).trim().is_empty());
+    assert!(node.mounts().is_empty(), "mounts left: {:?}", node.mounts());
+}

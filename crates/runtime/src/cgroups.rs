@@ -1,0 +1,113 @@
+//! Reading and removing the cgroups runc makes, on these machines' cgroup v1 hierarchies
+//! (one mount per controller under `/sys/fs/cgroup`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = "/sys/fs/cgroup";
+/// The controllers runc places a container in.
+const CONTROLLERS: &[&str] = &[
+    "cpu,cpuacct",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "pids",
+    "blkio",
+    "devices",
+    "freezer",
+    "net_cls,net_prio",
+    "net_cls",
+    "net_prio",
+    "perf_event",
+    "hugetlb",
+    "rdma",
+    "misc",
+    "systemd",
+];
+
+fn path(controller: &str, cgroup: &str) -> PathBuf {
+    Path::new(ROOT)
+        .join(controller)
+        .join(cgroup.trim_start_matches('/'))
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// How many processes the OOM killer killed in `cgroup` (the `oom_kill` count).
+pub fn oom_kills(cgroup: &str) -> u64 {
+    let Ok(text) = fs::read_to_string(path("memory", cgroup).join("memory.oom_control")) else {
+        return 0;
+    };
+    text.lines()
+        .filter_map(|line| line.strip_prefix("oom_kill "))
+        .find_map(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A cgroup's resource use right now.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    /// CPU time used, in nanoseconds.
+    pub cpu_nanos: u64,
+    /// Memory in use, less inactive file cache (what the kubelet calls the working set).
+    pub working_set_bytes: u64,
+    pub memory_usage_bytes: u64,
+    pub rss_bytes: u64,
+    pub page_faults: u64,
+    pub major_page_faults: u64,
+}
+
+/// Reads a cgroup's usage; `None` if it does not exist.
+pub fn usage(cgroup: &str) -> Option<Usage> {
+    let cpu_nanos = read_u64(&path("cpuacct", cgroup).join("cpuacct.usage"))
+        .or_else(|| read_u64(&path("cpu,cpuacct", cgroup).join("cpuacct.usage")))?;
+    let memory = path("memory", cgroup);
+    let memory_usage_bytes = read_u64(&memory.join("memory.usage_in_bytes")).unwrap_or(0);
+    let stat = fs::read_to_string(memory.join("memory.stat")).unwrap_or_default();
+    let field = |name: &str| {
+        stat.lines()
+            .filter_map(|line| line.split_once(' '))
+            .find(|(key, _)| *key == name)
+            .and_then(|(_, value)| value.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Some(Usage {
+        cpu_nanos,
+        working_set_bytes: memory_usage_bytes.saturating_sub(field("total_inactive_file")),
+        memory_usage_bytes,
+        rss_bytes: field("total_rss"),
+        page_faults: field("total_pgfault"),
+        major_page_faults: field("total_pgmajfault"),
+    })
+}
+
+/// Removes `cgroup` (and anything empty beneath it) from every hierarchy. Cgroups that still
+/// hold processes cannot be removed; those are left and reported.
+pub fn remove(cgroup: &str) -> Result<(), String> {
+    let mut busy = Vec::new();
+    for controller in CONTROLLERS {
+        let dir = path(controller, cgroup);
+        if dir.is_dir() && remove_tree(&dir).is_err() {
+            busy.push(dir.display().to_string());
+        }
+    }
+    if busy.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("cgroups still in use: {}", busy.join(", ")))
+    }
+}
+
+/// cgroup directories are removed with rmdir, children first (their files are virtual).
+fn remove_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            remove_tree(&entry.path())?;
+        }
+    }
+    fs::remove_dir(dir)
+}

@@ -1,0 +1,36 @@
+//! Serving the runtime as CRI gRPC on its unix socket.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cox_cri::v1::{
+    image_service_server::ImageServiceServer, runtime_service_server::RuntimeServiceServer,
+};
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::runtime::Runtime;
+use crate::service::CriService;
+
+/// Serves CRI on `socket` until `shutdown` completes. A stale socket file is replaced.
+pub async fn serve(
+    runtime: Arc<Runtime>,
+    socket: &Path,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    if let Some(parent) = socket.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    let listener = tokio::net::UnixListener::bind(socket)?;
+    let service = CriService::new(runtime)?;
+    tonic::transport::Server::builder()
+        .add_service(RuntimeServiceServer::new(service.clone()).max_decoding_message_size(16 << 20))
+        .add_service(ImageServiceServer::new(service).max_decoding_message_size(16 << 20))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
