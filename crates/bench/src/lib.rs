@@ -3,5 +3,7 @@
 //! these machines are shared and noisy, so only figures taken side by side compare.
 
 pub mod api;
+pub mod containerd;
+pub mod runtime;
 pub mod stats;
 pub mod store;

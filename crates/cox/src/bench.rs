@@ -24,6 +24,18 @@ enum What {
         #[arg(long, value_delimiter = ',')]
         targets: Vec<String>,
     },
+    /// The container runtime: pod start and teardown beside raw runc + CNI and containerd.
+    Runtime {
+        /// A few pods: checks that the benchmark runs; the figures mean little.
+        #[arg(long)]
+        smoke: bool,
+        /// Where busybox.oci.tar and pause.oci.tar are (`dev/build-images` makes them).
+        #[arg(long, default_value = "target/images")]
+        images: PathBuf,
+        /// Measure only these targets: raw, cox, containerd.
+        #[arg(long, value_delimiter = ',')]
+        targets: Vec<String>,
+    },
     /// The API server over HTTPS: creates, gets, lists, watch fan-out, memory.
     Api {
         /// Small sizes: checks that the benchmark runs; the figures mean little.
@@ -47,6 +59,20 @@ pub async fn run(args: Args) -> Result<()> {
             config.etcd_binary = etcd_binary;
             config.only = targets;
             cox_bench::store::run(&config).await?;
+        }
+        What::Runtime {
+            smoke,
+            images,
+            targets,
+        } => {
+            let binary = std::env::current_exe()?;
+            let mut config = if smoke {
+                cox_bench::runtime::Config::smoke(binary, images)
+            } else {
+                cox_bench::runtime::Config::full(binary, images)
+            };
+            config.only = targets;
+            cox_bench::runtime::run(&config).await?;
         }
         What::Api { smoke } => {
             let binary = std::env::current_exe()?;

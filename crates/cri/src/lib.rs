@@ -7,10 +7,15 @@
 //!   whether the runtime is in the same process or behind a socket.
 //! - [`connect`]: a gRPC channel to a CRI runtime on a unix socket (Coxswain's or containerd's).
 //! - [`lenient`]: reading CRI messages from crictl-style JSON, where every field is optional.
+//! - [`streaming`]: the channel protocol of exec, attach and port-forward streams over
+//!   WebSocket (`v5.channel.k8s.io` and its predecessors), as runtimes, kubelets and API
+//!   servers speak it.
 //! - [`crictl`]: `cox crictl`, a CRI client with crictl's commands and output.
 
 pub mod crictl;
 pub mod lenient;
+pub mod stream_client;
+pub mod streaming;
 
 /// The CRI v1 messages, clients and server traits.
 pub mod v1 {

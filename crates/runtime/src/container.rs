@@ -555,6 +555,19 @@ impl Runtime {
         })
     }
 
+    /// The full ID of a running container (for streams), or why it is not running.
+    pub fn running_container(&self, id: &str) -> Result<String> {
+        let container = self.container(id)?;
+        let record = lock(&container).clone();
+        if record.started_at == 0 || exit_record(&self.container_dir(&record.id)).is_some() {
+            return Err(RuntimeError::FailedPrecondition(format!(
+                "container {} is not running",
+                record.id
+            )));
+        }
+        Ok(record.id)
+    }
+
     /// `ReopenContainerLog`: asks the shim to open its log file anew.
     pub fn reopen_container_log(&self, id: &str) -> Result<()> {
         let container = self.container(id)?;

@@ -19,6 +19,7 @@ pub mod server;
 pub mod service;
 pub mod shim;
 pub mod spec;
+pub mod streaming;
 pub mod teardown;
 
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError};

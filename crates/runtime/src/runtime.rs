@@ -43,6 +43,8 @@ pub struct RuntimeConfig {
     pub log_max_files: usize,
     /// The k3s-style registries file (mirrors, credentials).
     pub registries: PathBuf,
+    /// Where exec and port-forward streams are served (port 0: any free port).
+    pub stream_address: std::net::SocketAddr,
 }
 
 impl RuntimeConfig {
@@ -61,6 +63,7 @@ impl RuntimeConfig {
             log_max_bytes: 10 * 1024 * 1024,
             log_max_files: 5,
             registries: PathBuf::from("/etc/cox/registries.yaml"),
+            stream_address: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 

@@ -10,6 +10,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::runtime::Runtime;
 use crate::service::CriService;
+use crate::streaming::StreamServer;
 
 /// Serves CRI on `socket` until `shutdown` completes. A stale socket file is replaced.
 pub async fn serve(
@@ -26,7 +27,11 @@ pub async fn serve(
         Err(e) => return Err(e.into()),
     }
     let listener = tokio::net::UnixListener::bind(socket)?;
-    let service = CriService::new(runtime)?;
+    // Exec'd processes with a terminal are detached by runc and handed to us to wait for.
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
+    let (streams, stream_listener) = StreamServer::bind(runtime.config().stream_address).await?;
+    tokio::spawn(streams.clone().serve(stream_listener, runtime.clone()));
+    let service = CriService::new(runtime, streams)?;
     tonic::transport::Server::builder()
         .add_service(RuntimeServiceServer::new(service.clone()).max_decoding_message_size(16 << 20))
         .add_service(ImageServiceServer::new(service).max_decoding_message_size(16 << 20))

@@ -11,18 +11,24 @@ use cox_cri::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::runtime::{Runtime, RuntimeError};
+use crate::streaming::{Pending, StreamServer};
 
 /// The runtime as the CRI's `RuntimeService` and `ImageService`.
 #[derive(Debug, Clone)]
 pub struct CriService {
     runtime: Arc<Runtime>,
     puller: Arc<crate::pull::Pulls>,
+    streams: Arc<StreamServer>,
 }
 
 impl CriService {
-    pub fn new(runtime: Arc<Runtime>) -> Result<Self, RuntimeError> {
+    pub fn new(runtime: Arc<Runtime>, streams: Arc<StreamServer>) -> Result<Self, RuntimeError> {
         let puller = Arc::new(crate::pull::Pulls::new(&runtime)?);
-        Ok(CriService { runtime, puller })
+        Ok(CriService {
+            runtime,
+            puller,
+            streams,
+        })
     }
 
     /// Runs `work` on the blocking pool with the runtime.
@@ -228,8 +234,30 @@ impl RuntimeService for CriService {
         Ok(Response::new(response))
     }
 
-    async fn exec(&self, _request: Request<v1::ExecRequest>) -> Reply<v1::ExecResponse> {
-        Err(unsupported("streaming Exec"))
+    async fn exec(&self, request: Request<v1::ExecRequest>) -> Reply<v1::ExecResponse> {
+        let request = request.into_inner();
+        if request.cmd.is_empty() {
+            return Err(Status::invalid_argument("exec needs a command"));
+        }
+        if !(request.stdin || request.stdout || request.stderr) {
+            return Err(Status::invalid_argument(
+                "one of stdin, stdout and stderr must be set",
+            ));
+        }
+        if request.tty && request.stderr {
+            return Err(Status::invalid_argument(
+                "tty and stderr cannot both be set",
+            ));
+        }
+        let id = request.container_id.clone();
+        let container_id = self.blocking(move |rt| rt.running_container(&id)).await?;
+        let url = self.streams.url(Pending::Exec {
+            container_id,
+            cmd: request.cmd,
+            tty: request.tty,
+            stdin: request.stdin,
+        });
+        Ok(Response::new(v1::ExecResponse { url }))
     }
 
     async fn attach(&self, _request: Request<v1::AttachRequest>) -> Reply<v1::AttachResponse> {
@@ -238,9 +266,22 @@ impl RuntimeService for CriService {
 
     async fn port_forward(
         &self,
-        _request: Request<v1::PortForwardRequest>,
+        request: Request<v1::PortForwardRequest>,
     ) -> Reply<v1::PortForwardResponse> {
-        Err(unsupported("PortForward"))
+        let request = request.into_inner();
+        let ports = request
+            .port
+            .iter()
+            .map(|p| {
+                u16::try_from(*p).map_err(|_| Status::invalid_argument(format!("invalid port {p}")))
+            })
+            .collect::<Result<Vec<u16>, Status>>()?;
+        let id = request.pod_sandbox_id;
+        let sandbox_id = self
+            .blocking(move |rt| Ok(rt.pod_sandbox_status(&id)?.id))
+            .await?;
+        let url = self.streams.url(Pending::PortForward { sandbox_id, ports });
+        Ok(Response::new(v1::PortForwardResponse { url }))
     }
 
     async fn container_stats(

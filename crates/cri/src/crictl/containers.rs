@@ -173,10 +173,10 @@ pub(crate) struct ExecArgs {
     /// Timeout in seconds
     #[arg(long, default_value_t = 0)]
     timeout: u32,
-    /// Allocate a pseudo-TTY (not supported yet)
+    /// Allocate a pseudo-TTY
     #[arg(short, long)]
     tty: bool,
-    /// Keep STDIN open (not supported yet)
+    /// Keep STDIN open
     #[arg(short, long)]
     interactive: bool,
     /// The container: its ID or a unique prefix
@@ -860,14 +860,34 @@ pub(crate) async fn inspect(session: &mut Session, args: InspectArgs) -> anyhow:
 }
 
 /// Runs `exec`: the command runs to its end (`ExecSync`), its output is written to stdout and
-/// stderr, and its exit code becomes this process's.
+/// stderr, and its exit code becomes this process's. With `-i` or `-t` it runs as a stream
+/// (`Exec`, then the runtime's streaming URL), with this terminal attached.
 pub(crate) async fn exec(session: &mut Session, args: ExecArgs) -> anyhow::Result<()> {
-    if args.interactive || args.tty {
-        anyhow::bail!("interactive exec (-i/-t) is not supported yet");
-    }
-    // `--sync` is accepted for crictl's command lines; every exec here is synchronous.
-    let _ = args.sync;
     let id = lookup::container_id(session, &args.container).await?;
+    if args.interactive || args.tty {
+        let mut client = session.runtime().await?;
+        let response = session
+            .deadline()
+            .call(
+                client.exec(session.deadline().request(crate::v1::ExecRequest {
+                    container_id: id,
+                    cmd: args.command,
+                    tty: args.tty,
+                    stdin: args.interactive,
+                    stdout: true,
+                    stderr: !args.tty,
+                })),
+            )
+            .await
+            .with_context(|| format!("execing command in container {}", args.container))?;
+        let code = crate::stream_client::exec(&response.url, args.interactive, args.tty).await?;
+        if code != 0 {
+            return Err(CommandExit(code).into());
+        }
+        return Ok(());
+    }
+    // `--sync` is accepted for crictl's command lines; without -i/-t every exec is synchronous.
+    let _ = args.sync;
     let mut client = session.runtime().await?;
     let deadline = if args.timeout == 0 {
         Deadline::none()

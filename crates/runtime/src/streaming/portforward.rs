@@ -1,0 +1,128 @@
+//! A port-forward stream: for each requested port, a TCP connection to that port on the pod's
+//! loopback, made from inside the pod's network namespace, carried on the port's data channel.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use cox_cri::streaming;
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::runtime::{Runtime, lock};
+
+pub(super) async fn run(
+    socket: WebSocketStream<TcpStream>,
+    runtime: &Runtime,
+    sandbox_id: &str,
+    ports: &[u16],
+) -> Result<()> {
+    let sandbox = runtime.sandbox(sandbox_id)?;
+    let record = lock(&sandbox).clone();
+    let netns = runtime.pod_paths(&record).net;
+    let (mut sink, mut incoming) = socket.split();
+    let (out, mut outgoing) = mpsc::channel::<Message>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = outgoing.recv().await {
+            if sink.send(message).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    // Each port's data and error channels start with the port number.
+    let mut writers = Vec::new();
+    for (index, port) in ports.iter().enumerate() {
+        let data = (index * 2) as u8;
+        for channel in [data, data + 1] {
+            let preamble = streaming::frame(channel, &streaming::port_preamble(*port));
+            let _ = out.send(Message::binary(preamble)).await;
+        }
+        match connect(netns.clone(), *port).await {
+            Ok(stream) => {
+                let (mut read, write) = stream.into_split();
+                writers.push(Some(write));
+                let out = out.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 32 * 1024];
+                    while let Ok(n) = read.read(&mut buffer).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let frame = streaming::frame(data, &buffer[..n]);
+                        if out.send(Message::binary(frame)).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                writers.push(None);
+                let message = format!("error forwarding port {port} to pod {}: {e:#}", record.id);
+                let _ = out
+                    .send(Message::binary(streaming::frame(
+                        data + 1,
+                        message.as_bytes(),
+                    )))
+                    .await;
+            }
+        }
+    }
+    while let Some(Ok(message)) = incoming.next().await {
+        match message {
+            Message::Binary(bytes) => {
+                if let Some((channel, data)) = streaming::parse(&bytes) {
+                    let index = usize::from(channel / 2);
+                    if channel % 2 == 0
+                        && let Some(Some(writer)) = writers.get_mut(index)
+                        && writer.write_all(data).await.is_err()
+                    {
+                        writers[index] = None;
+                    }
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    drop(writers);
+    drop(out);
+    let _ = writer.await;
+    Ok(())
+}
+
+/// Connects to `port` on the pod's loopback: the socket is made inside the pod's network
+/// namespace, on a thread of its own that enters it.
+async fn connect(netns: Option<PathBuf>, port: u16) -> Result<TcpStream> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Some(netns) = netns else {
+        // A pod on the host's network: its loopback is the node's.
+        return Ok(TcpStream::connect(address).await?);
+    };
+    let stream = tokio::task::spawn_blocking(move || -> Result<std::net::TcpStream> {
+        let handle = std::thread::spawn(move || -> Result<std::net::TcpStream> {
+            let namespace =
+                std::fs::File::open(&netns).context("opening the pod's network namespace")?;
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&namespace),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .context("entering the pod's network namespace")?;
+            Ok(std::net::TcpStream::connect_timeout(
+                &address,
+                std::time::Duration::from_secs(5),
+            )?)
+        });
+        handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the connecting thread panicked"))?
+    })
+    .await??;
+    stream.set_nonblocking(true)?;
+    Ok(TcpStream::from_std(stream)?)
+}
