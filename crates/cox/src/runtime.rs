@@ -91,6 +91,12 @@ pub struct ShimArgs {
     log_max_bytes: u64,
     #[arg(long, default_value_t = 1)]
     log_max_files: usize,
+    #[arg(long)]
+    attach_socket: Option<PathBuf>,
+    #[arg(long)]
+    stdin: bool,
+    #[arg(long)]
+    stdin_once: bool,
 }
 
 /// `cox shim`: runs without tokio, to its container's end.
@@ -103,6 +109,9 @@ pub fn shim(args: ShimArgs) -> i32 {
         log_path: args.log_path,
         log_max_bytes: args.log_max_bytes,
         log_max_files: args.log_max_files,
+        attach_socket: args.attach_socket,
+        stdin: args.stdin,
+        stdin_once: args.stdin_once,
     })
 }
 

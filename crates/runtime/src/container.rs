@@ -214,6 +214,15 @@ impl Runtime {
         if !record.log_path.is_empty() {
             command.arg("--log-path").arg(&record.log_path);
         }
+        command
+            .arg("--attach-socket")
+            .arg(self.attach_socket(&record.id));
+        if record.config.stdin {
+            command.arg("--stdin");
+        }
+        if record.config.stdin_once {
+            command.arg("--stdin-once");
+        }
         // Its own process group, so signals meant for the runtime's group don't reach it.
         use std::os::unix::process::CommandExt;
         let shim_log = fs::File::create(dir.join("shim.log"))?;

@@ -6,6 +6,7 @@
 //! - [`shim`]: the per-container process (`cox shim`) that owns a container's stdio and exit.
 //! - [`service`] and [`server`]: the CRI gRPC services on a unix socket.
 
+pub mod attach;
 pub mod cgroups;
 pub mod cni;
 pub mod container;

@@ -166,7 +166,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Runtime {
     /// Opens the runtime's state under `config.root`, reading back every pod and container.
     pub fn open(config: RuntimeConfig) -> Result<Self> {
-        for dir in ["pods", "containers", "runc", "cni"] {
+        for dir in ["pods", "containers", "runc", "cni", "s"] {
             fs::create_dir_all(config.root.join(dir))?;
         }
         let images = ImageStore::open(config.root.join("images"))?;
@@ -196,6 +196,14 @@ impl Runtime {
 
     pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
         self.config.root.join("containers").join(id)
+    }
+
+    /// The socket a container's shim serves attach on: short, as socket paths must be.
+    pub(crate) fn attach_socket(&self, id: &str) -> PathBuf {
+        self.config
+            .root
+            .join("s")
+            .join(format!("{}.sock", &id[..id.len().min(16)]))
     }
 
     /// The sandbox with this ID (or unique ID prefix).

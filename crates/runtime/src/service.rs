@@ -260,8 +260,20 @@ impl RuntimeService for CriService {
         Ok(Response::new(v1::ExecResponse { url }))
     }
 
-    async fn attach(&self, _request: Request<v1::AttachRequest>) -> Reply<v1::AttachResponse> {
-        Err(unsupported("Attach"))
+    async fn attach(&self, request: Request<v1::AttachRequest>) -> Reply<v1::AttachResponse> {
+        let request = request.into_inner();
+        if !(request.stdin || request.stdout || request.stderr) {
+            return Err(Status::invalid_argument(
+                "one of stdin, stdout and stderr must be set",
+            ));
+        }
+        let id = request.container_id.clone();
+        let container_id = self.blocking(move |rt| rt.running_container(&id)).await?;
+        let url = self.streams.url(Pending::Attach {
+            container_id,
+            stdin: request.stdin,
+        });
+        Ok(Response::new(v1::AttachResponse { url }))
     }
 
     async fn port_forward(

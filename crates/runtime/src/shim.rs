@@ -21,6 +21,7 @@ use std::time::Duration;
 use rustix::process::{Pid, WaitOptions};
 use serde::{Deserialize, Serialize};
 
+use crate::attach;
 use crate::logs::{self, LogWriter, Stream};
 
 /// What one shim runs.
@@ -35,6 +36,12 @@ pub struct ShimOptions {
     pub log_path: Option<PathBuf>,
     pub log_max_bytes: u64,
     pub log_max_files: usize,
+    /// Where attached clients connect (see [`crate::attach`]).
+    pub attach_socket: Option<PathBuf>,
+    /// Keep the container's stdin open for attached clients.
+    pub stdin: bool,
+    /// Close stdin when the first client that used it leaves.
+    pub stdin_once: bool,
 }
 
 /// How a container's first process ended, as the shim recorded it.
@@ -70,12 +77,18 @@ fn report(line: &str) {
     let _ = stdout.flush();
 }
 
+/// The container's output streams, as the shim reads them.
+type Outputs = Vec<(Box<dyn io::Read + Send>, Stream)>;
+
 fn supervise(options: &ShimOptions) -> io::Result<()> {
     rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
-    let (stdout_read, stdout_write) = io::pipe()?;
-    let (stderr_read, stderr_write) = io::pipe()?;
     let bundle = &options.bundle;
-    let status = Command::new(&options.runc)
+    let terminal = fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .is_some_and(|spec| spec["process"]["terminal"] == true);
+    let mut create = Command::new(&options.runc);
+    create
         .arg("--root")
         .arg(&options.runc_root)
         .arg("--log")
@@ -86,16 +99,67 @@ fn supervise(options: &ShimOptions) -> io::Result<()> {
         .arg("--bundle")
         .arg(bundle)
         .arg("--pid-file")
-        .arg(bundle.join(PID_FILE))
-        .arg(&options.id)
-        .stdin(Stdio::null())
-        .stdout(stdout_write)
-        .stderr(stderr_write)
-        .status()?;
+        .arg(bundle.join(PID_FILE));
+
+    let (outputs, input, console): (Outputs, Option<Box<dyn attach::WriteDebug>>, _) = if terminal {
+        // runc hands the terminal's controlling side over a socket while it creates.
+        // Socket paths are limited to 108 bytes: beside the (short) attach socket.
+        let path = options
+            .attach_socket
+            .as_ref()
+            .map(|p| p.with_extension("con"))
+            .unwrap_or_else(|| bundle.join("console.sock"));
+        let _ = fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path)?;
+        create.arg("--console-socket").arg(&path);
+        create
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let receiver = thread::spawn(move || receive_terminal(&listener));
+        (Vec::new(), None, Some(receiver))
+    } else {
+        let (stdout_read, stdout_write) = io::pipe()?;
+        let (stderr_read, stderr_write) = io::pipe()?;
+        let input: Option<Box<dyn attach::WriteDebug>> = if options.stdin {
+            let (stdin_read, stdin_write) = io::pipe()?;
+            create.stdin(stdin_read);
+            Some(Box::new(stdin_write))
+        } else {
+            create.stdin(Stdio::null());
+            None
+        };
+        create.stdout(stdout_write).stderr(stderr_write);
+        let outputs: Outputs = vec![
+            (Box::new(stdout_read), Stream::Stdout),
+            (Box::new(stderr_read), Stream::Stderr),
+        ];
+        (outputs, input, None)
+    };
+    let status = create.arg(&options.id).status()?;
+    // Drop the pipe ends runc's command held, so the copiers see the container's end of file.
+    drop(create);
     if !status.success() {
         return Err(io::Error::other(
             runc_error(bundle).unwrap_or_else(|| format!("runc create failed ({status})")),
         ));
+    }
+    let (mut outputs, input, terminal_fd) = match console {
+        Some(receiver) => {
+            let master = receiver
+                .join()
+                .map_err(|_| io::Error::other("the console receiver panicked"))??;
+            let reader: Box<dyn io::Read + Send> = Box::new(fs::File::from(master.try_clone()?));
+            let writer: Box<dyn attach::WriteDebug> = Box::new(fs::File::from(master.try_clone()?));
+            let input = options.stdin.then_some(writer);
+            (vec![(reader, Stream::Stdout)], input, Some(master))
+        }
+        None => (outputs, input, None),
+    };
+    let hub = attach::Hub::new(input, terminal_fd, options.stdin_once);
+    if let Some(path) = &options.attach_socket {
+        let _ = fs::remove_file(path);
+        hub.serve(std::os::unix::net::UnixListener::bind(path)?);
     }
     let pid_text = fs::read_to_string(bundle.join(PID_FILE))?;
     let pid: i32 = pid_text
@@ -112,16 +176,25 @@ fn supervise(options: &ShimOptions) -> io::Result<()> {
         )?))),
         None => None,
     };
-    let copiers: Vec<_> = [(stdout_read, Stream::Stdout), (stderr_read, Stream::Stderr)]
-        .into_iter()
+    let copiers: Vec<_> = outputs
+        .drain(..)
         .map(|(pipe, stream)| {
             let writer = writer.clone();
+            let kind = match stream {
+                Stream::Stdout => attach::STDOUT,
+                Stream::Stderr => attach::STDERR,
+            };
+            let mut tee = attach::Tee {
+                inner: pipe,
+                hub: hub.clone(),
+                kind,
+            };
             thread::spawn(move || match writer {
                 Some(writer) => {
-                    let _ = logs::copy_lines(BufReader::new(pipe), stream, &writer);
+                    let _ = logs::copy_lines(BufReader::new(tee), stream, &writer);
                 }
                 None => {
-                    let _ = io::copy(&mut { pipe }, &mut io::sink());
+                    let _ = io::copy(&mut tee, &mut io::sink());
                 }
             })
         })
@@ -138,6 +211,10 @@ fn supervise(options: &ShimOptions) -> io::Result<()> {
         while !copier.is_finished() && std::time::Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
+    }
+    hub.close_all();
+    if let Some(path) = &options.attach_socket {
+        let _ = fs::remove_file(path);
     }
     let record = ExitRecord {
         exit_code,
@@ -171,6 +248,33 @@ fn wait_for(pid: i32) -> io::Result<i32> {
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Accepts runc's connection on the console socket and receives the terminal over it.
+fn receive_terminal(
+    listener: &std::os::unix::net::UnixListener,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+    let (stream, _) = listener.accept()?;
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut ancillary = RecvAncillaryBuffer::new(&mut space);
+    let mut name = [0u8; 256];
+    recvmsg(
+        &stream,
+        &mut [io::IoSliceMut::new(&mut name)],
+        &mut ancillary,
+        RecvFlags::empty(),
+    )?;
+    for message in ancillary.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = message
+            && let Some(fd) = fds.next()
+        {
+            return Ok(fd);
+        }
+    }
+    Err(io::Error::other(
+        "runc sent no terminal over the console socket",
+    ))
 }
 
 /// Reopens the log when the runtime sends SIGUSR1 (`ReopenContainerLog`).

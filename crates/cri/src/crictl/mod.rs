@@ -9,6 +9,7 @@
 //! Unlike crictl, IDs are resolved here (a unique prefix of a listed ID is accepted), so that
 //! prefixes work against runtimes that only accept full IDs.
 
+mod attach;
 #[cfg(test)]
 mod command_tests;
 mod config;
@@ -121,6 +122,8 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Forward local ports to a pod
     PortForward(portforward::PortForwardArgs),
+    /// Attach to a running container
+    Attach(attach::AttachArgs),
     /// List container(s) resource usage statistics
     Stats(stats::StatsArgs),
     /// List pod statistics
@@ -203,6 +206,7 @@ async fn dispatch(session: &mut Session, command: Command) -> anyhow::Result<()>
         Command::Exec(args) => containers::exec(session, args).await,
         Command::Logs(args) => logs::run(session, args).await,
         Command::PortForward(args) => portforward::run(session, args).await,
+        Command::Attach(args) => attach::run(session, args).await,
         Command::Stats(args) => stats::stats(session, args).await,
         Command::Statsp(args) => stats::statsp(session, args).await,
     }

@@ -5,6 +5,7 @@
 //! `cox crictl`) opens that URL as a WebSocket speaking the channel protocol of
 //! `cox_cri::streaming`, and the stream runs there.
 
+mod attach;
 mod exec;
 mod portforward;
 
@@ -29,6 +30,10 @@ pub enum Pending {
         container_id: String,
         cmd: Vec<String>,
         tty: bool,
+        stdin: bool,
+    },
+    Attach {
+        container_id: String,
         stdin: bool,
     },
     PortForward {
@@ -59,6 +64,7 @@ impl StreamServer {
     pub fn url(&self, pending: Pending) -> String {
         let kind = match pending {
             Pending::Exec { .. } => "exec",
+            Pending::Attach { .. } => "attach",
             Pending::PortForward { .. } => "portforward",
         };
         let token = crate::runtime::new_id();
@@ -135,6 +141,10 @@ impl StreamServer {
                 tty,
                 stdin,
             } => exec::run(socket, protocol, &runtime, &container_id, &cmd, tty, stdin).await,
+            Pending::Attach {
+                container_id,
+                stdin,
+            } => attach::run(socket, protocol, &runtime, &container_id, stdin).await,
             Pending::PortForward { sandbox_id, ports } => {
                 let ports = ports_from_query(&query).unwrap_or(ports);
                 portforward::run(socket, &runtime, &sandbox_id, &ports).await
