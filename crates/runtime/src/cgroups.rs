@@ -84,6 +84,38 @@ pub fn usage(cgroup: &str) -> Option<Usage> {
     })
 }
 
+/// How many processes the cgroup (and those below it) holds.
+pub fn process_count(cgroup: &str) -> Option<u64> {
+    read_u64(&path("pids", cgroup).join("pids.current"))
+}
+
+/// Interface counters from a `/proc/<pid>/net/dev` table; `eth0` is the default interface.
+pub fn network_usage(net_dev: &str, timestamp: i64) -> cox_cri::v1::NetworkUsage {
+    use cox_cri::v1::{NetworkInterfaceUsage, UInt64Value};
+    let interfaces: Vec<NetworkInterfaceUsage> = net_dev
+        .lines()
+        .skip(2)
+        .filter_map(|line| {
+            let (name, counters) = line.split_once(':')?;
+            let fields: Vec<u64> = counters.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+            let value = |i: usize| fields.get(i).map(|&value| UInt64Value { value });
+            Some(NetworkInterfaceUsage {
+                name: name.trim().to_string(),
+                rx_bytes: value(0),
+                rx_errors: value(2),
+                tx_bytes: value(8),
+                tx_errors: value(10),
+            })
+        })
+        .filter(|i| i.name != "lo")
+        .collect();
+    cox_cri::v1::NetworkUsage {
+        timestamp,
+        default_interface: interfaces.iter().find(|i| i.name == "eth0").cloned(),
+        interfaces,
+    }
+}
+
 /// Removes `cgroup` (and anything empty beneath it) from every hierarchy. Cgroups that still
 /// hold processes cannot be removed; those are left and reported.
 pub fn remove(cgroup: &str) -> Result<(), String> {
@@ -110,4 +142,19 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
         }
     }
     fs::remove_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_interface_counters_from_net_dev() {
+        let table = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0\n  eth0:    5000      40    1    0    0     0          0         0     7000      50    3    0    0     0       0          0\n";
+        let usage = super::network_usage(table, 42);
+        assert_eq!(usage.interfaces.len(), 1, "loopback is left out");
+        let eth0 = usage.default_interface.expect("eth0");
+        assert_eq!(eth0.rx_bytes.map(|v| v.value), Some(5000));
+        assert_eq!(eth0.rx_errors.map(|v| v.value), Some(1));
+        assert_eq!(eth0.tx_bytes.map(|v| v.value), Some(7000));
+        assert_eq!(eth0.tx_errors.map(|v| v.value), Some(3));
+    }
 }

@@ -258,6 +258,58 @@ impl Runtime {
             .collect()
     }
 
+    /// `PodSandboxStats`: the pod's cgroup, its network (read through one of its containers'
+    /// processes), and each container's own figures.
+    pub fn pod_sandbox_stats(&self, id: &str) -> Result<v1::PodSandboxStats> {
+        let sandbox = self.sandbox(id)?;
+        let record = lock(&sandbox).clone();
+        let now = now_nanos();
+        let usage = crate::cgroups::usage(&record.cgroup_parent).unwrap_or_default();
+        let containers: Vec<_> = self
+            .containers_of(&record.id)
+            .iter()
+            .filter_map(|id| self.container(id).ok())
+            .map(|c| lock(&c).clone())
+            .collect();
+        let network = containers
+            .iter()
+            .filter(|c| c.pid > 0)
+            .find_map(|c| fs::read_to_string(format!("/proc/{}/net/dev", c.pid)).ok())
+            .map(|text| crate::cgroups::network_usage(&text, now));
+        Ok(v1::PodSandboxStats {
+            attributes: Some(v1::PodSandboxAttributes {
+                id: record.id.clone(),
+                metadata: record.config.metadata.clone(),
+                labels: record.config.labels.clone(),
+                annotations: record.config.annotations.clone(),
+            }),
+            linux: Some(v1::LinuxPodSandboxStats {
+                cpu: Some(v1::CpuUsage {
+                    timestamp: now,
+                    usage_core_nano_seconds: Some(v1::UInt64Value { value: usage.cpu_nanos }),
+                    usage_nano_cores: None,
+                }),
+                memory: Some(v1::MemoryUsage {
+                    timestamp: now,
+                    working_set_bytes: Some(v1::UInt64Value { value: usage.working_set_bytes }),
+                    available_bytes: None,
+                    usage_bytes: Some(v1::UInt64Value { value: usage.memory_usage_bytes }),
+                    rss_bytes: Some(v1::UInt64Value { value: usage.rss_bytes }),
+                    page_faults: Some(v1::UInt64Value { value: usage.page_faults }),
+                    major_page_faults: Some(v1::UInt64Value { value: usage.major_page_faults }),
+                }),
+                network,
+                process: Some(v1::ProcessUsage {
+                    timestamp: now,
+                    process_count: crate::cgroups::process_count(&record.cgroup_parent)
+                        .map(|value| v1::UInt64Value { value }),
+                }),
+                containers: containers.iter().map(|c| self.stats_of(c)).collect(),
+            }),
+            windows: None,
+        })
+    }
+
     /// Paths a container of this pod needs: its namespaces and /etc files.
     pub(crate) fn pod_paths(&self, record: &SandboxRecord) -> PodPaths {
         let dir = self.pod_dir(&record.id);

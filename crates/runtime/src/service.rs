@@ -336,16 +336,34 @@ impl RuntimeService for CriService {
 
     async fn pod_sandbox_stats(
         &self,
-        _request: Request<v1::PodSandboxStatsRequest>,
+        request: Request<v1::PodSandboxStatsRequest>,
     ) -> Reply<v1::PodSandboxStatsResponse> {
-        Err(unsupported("PodSandboxStats"))
+        let id = request.into_inner().pod_sandbox_id;
+        let stats = self.blocking(move |rt| rt.pod_sandbox_stats(&id)).await?;
+        Ok(Response::new(v1::PodSandboxStatsResponse { stats: Some(stats) }))
     }
 
     async fn list_pod_sandbox_stats(
         &self,
-        _request: Request<v1::ListPodSandboxStatsRequest>,
+        request: Request<v1::ListPodSandboxStatsRequest>,
     ) -> Reply<v1::ListPodSandboxStatsResponse> {
-        Err(unsupported("ListPodSandboxStats"))
+        let filter = request.into_inner().filter;
+        let stats = self
+            .blocking(move |rt| {
+                let filter = filter.map(|f| v1::PodSandboxFilter {
+                    id: f.id,
+                    label_selector: f.label_selector,
+                    state: None,
+                });
+                let ids: Vec<String> = rt
+                    .list_pod_sandboxes(filter.as_ref())
+                    .into_iter()
+                    .map(|s| s.id)
+                    .collect();
+                Ok(ids.iter().filter_map(|id| rt.pod_sandbox_stats(id).ok()).collect())
+            })
+            .await?;
+        Ok(Response::new(v1::ListPodSandboxStatsResponse { stats }))
     }
 
     async fn update_runtime_config(
