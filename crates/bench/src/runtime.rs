@@ -302,13 +302,13 @@ impl Bench {
 
     /// Debian's containerd, with its CRI plugin, on directories of the benchmark's own.
     async fn containerd(&self, config: &Config) -> Result<Figures> {
-        let dir = self.dir.path().join("ctrd");
-        let containerd =
-            crate::containerd::Containerd::start(&dir, &self.netns_path(), "10.85.0.0/24")?;
+        let home =
+            crate::containerd::Home::new(self.dir.path().join("ctrd"), &self.netns, "10.85.0.0/24");
+        let containerd = crate::containerd::Containerd::start(home, &self.netns_path())?;
         for archive in ["pause.oci.tar", "busybox.oci.tar"] {
-            containerd.import(&config.images.join(archive))?;
+            containerd.home().import(&config.images.join(archive))?;
         }
-        drive_cri("containerd", &containerd.socket(), config.pods, None).await
+        drive_cri("containerd", &containerd.home().socket(), config.pods, None).await
     }
 }
 

@@ -1,13 +1,56 @@
 //! The container runtime end to end, as a user drives it: `cox images import`, `cox runtime`,
 //! and `cox crictl` (runp, create, start, exec, logs, stop, rm), with real runc, overlayfs and
-//! CNI inside a network namespace of the test's own.
+//! CNI inside a network namespace of the test's own. Each flow runs twice: against `cox runtime`
+//! and against Debian's containerd, the reference, driven by the same `cox crictl` commands.
 
 mod node;
 
 use std::time::{Duration, Instant};
 
-use node::Node;
+use node::{Backend, Node};
 use serde_json::json;
+
+#[test]
+fn nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind_cox() {
+    nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind(Backend::Cox);
+}
+
+#[test]
+fn nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind_containerd() {
+    nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind(Backend::Containerd);
+}
+
+#[test]
+fn a_memory_limit_kills_an_over_allocating_container_as_oomkilled_cox() {
+    a_memory_limit_kills_an_over_allocating_container_as_oomkilled(Backend::Cox);
+}
+
+#[test]
+fn a_memory_limit_kills_an_over_allocating_container_as_oomkilled_containerd() {
+    a_memory_limit_kills_an_over_allocating_container_as_oomkilled(Backend::Containerd);
+}
+
+#[test]
+fn containers_keep_running_across_a_runtime_crash_and_are_listed_after_restart_cox() {
+    containers_keep_running_across_a_runtime_crash_and_are_listed_after_restart(Backend::Cox);
+}
+
+#[test]
+fn containers_keep_running_across_a_runtime_crash_and_are_listed_after_restart_containerd() {
+    containers_keep_running_across_a_runtime_crash_and_are_listed_after_restart(
+        Backend::Containerd,
+    );
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_leaves_nothing_behind_cox() {
+    bad_input_gets_clear_errors_and_leaves_nothing_behind(Backend::Cox);
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_leaves_nothing_behind_containerd() {
+    bad_input_gets_clear_errors_and_leaves_nothing_behind(Backend::Containerd);
+}
 
 /// Creates and starts a container from `config` in `pod`; returns its ID.
 fn start_container(
@@ -47,15 +90,14 @@ fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind() {
-    let node = Node::start();
+fn nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind(backend: Backend) {
+    let node = Node::start(backend);
     let pod_config = node.pod_config("web");
     let pod = node.crictl(&["runp", &pod_config]).trim().to_string();
     assert_eq!(pod.len(), 64, "runp prints the pod ID: {pod:?}");
     let ip = pod_ip(&node, &pod);
     assert!(
-        ip.starts_with("10.88.0."),
+        ip.starts_with(backend.pod_ip_prefix()),
         "pod IP {ip} from the node's pod range"
     );
 
@@ -72,6 +114,12 @@ fn nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind() {
     );
     let page = node.http_get(&format!("http://{ip}/"));
     assert!(page.contains("Welcome to nginx!"), "{page}");
+    // What the teardown checks below must see gone is there while the pod runs.
+    let cgroup = node.pod_cgroup(&pod);
+    assert!(cgroup.exists(), "pod cgroup {}", cgroup.display());
+    for dir in node.pod_dirs(&pod) {
+        assert!(dir.exists(), "pod directory {}", dir.display());
+    }
 
     let hostname = node.crictl(&["exec", &nginx, "cat", "/etc/hostname"]);
     assert_eq!(hostname.trim(), "web");
@@ -132,20 +180,14 @@ fn nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind() {
         String::from_utf8_lossy(&links.stdout).trim().is_empty(),
         "veth left behind"
     );
-    let cgroup = format!("/sys/fs/cgroup/memory/cox/pod-{}", &pod[..16]);
-    assert!(
-        !std::path::Path::new(&cgroup).exists(),
-        "cgroup {cgroup} left behind"
-    );
-    assert!(
-        !node.root().join("pods").join(&pod).exists(),
-        "pod directory left behind"
-    );
+    assert!(!cgroup.exists(), "cgroup {} left behind", cgroup.display());
+    for dir in node.pod_dirs(&pod) {
+        assert!(!dir.exists(), "pod directory {} left behind", dir.display());
+    }
 }
 
-#[test]
-fn a_memory_limit_kills_an_over_allocating_container_as_oomkilled() {
-    let node = Node::start();
+fn a_memory_limit_kills_an_over_allocating_container_as_oomkilled(backend: Backend) {
+    let node = Node::start(backend);
     let pod_config = node.pod_config("hog");
     let pod = node.crictl(&["runp", &pod_config]).trim().to_string();
     let hog = start_container(
@@ -170,9 +212,8 @@ fn a_memory_limit_kills_an_over_allocating_container_as_oomkilled() {
     node.crictl(&["rmp", "--force", &pod]);
 }
 
-#[test]
-fn containers_keep_running_across_a_runtime_crash_and_are_listed_after_restart() {
-    let mut node = Node::start();
+fn containers_keep_running_across_a_runtime_crash_and_are_listed_after_restart(backend: Backend) {
+    let mut node = Node::start(backend);
     let pod_config = node.pod_config("steady");
     let pod = node.crictl(&["runp", &pod_config]).trim().to_string();
     let ip = pod_ip(&node, &pod);
@@ -186,6 +227,9 @@ fn containers_keep_running_across_a_runtime_crash_and_are_listed_after_restart()
             "image": {"image": "busybox:1.36"},
             "command": ["sh", "-c", "mkdir -p /www && echo steady > /www/index.html && exec httpd -f -p 8080 -h /www"],
             "log_path": "httpd.log",
+            // containerd takes the container's PID namespace mode from here, cox runtime from
+            // the pod's: both get it, as from the kubelet.
+            "linux": {"security_context": {"namespace_options": {"pid": node::PID_PER_CONTAINER}}},
         }),
     );
     assert_eq!(
@@ -193,6 +237,7 @@ fn containers_keep_running_across_a_runtime_crash_and_are_listed_after_restart()
         "steady"
     );
 
+    // containerd, like cox runtime, leaves its containers to shims that outlive it.
     node.kill_runtime();
     // With the runtime gone, the container still serves.
     assert_eq!(
@@ -228,9 +273,8 @@ fn containers_keep_running_across_a_runtime_crash_and_are_listed_after_restart()
     assert!(node.mounts().is_empty(), "mounts left: {:?}", node.mounts());
 }
 
-#[test]
-fn bad_input_gets_clear_errors_and_leaves_nothing_behind() {
-    let node = Node::start();
+fn bad_input_gets_clear_errors_and_leaves_nothing_behind(backend: Backend) {
+    let node = Node::start(backend);
     let pod_config = node.pod_config("bad");
     let pod = node.crictl(&["runp", &pod_config]).trim().to_string();
 
@@ -241,7 +285,10 @@ fn bad_input_gets_clear_errors_and_leaves_nothing_behind() {
     let output = node.crictl_output(&["create", "--no-pull", &pod, &missing_image, &pod_config]);
     assert!(!output.status.success());
     let message = String::from_utf8_lossy(&output.stderr);
-    assert!(message.contains("not found"), "{message}");
+    assert!(
+        message.contains("not found") && message.contains("nosuch:1"),
+        "{message}"
+    );
 
     let missing_command = node.config_file(
         "missing-command.json",
@@ -275,8 +322,21 @@ fn bad_input_gets_clear_errors_and_leaves_nothing_behind() {
 
     let output = node.crictl_output(&["exec", "nosuchcontainer", "true"]);
     assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nosuchcontainer"));
 
-    // A truncated archive is refused, and nothing is left in the store's staging area.
+    if backend == Backend::Cox {
+        truncated_archives_do_not_import(&node);
+    }
+
+    node.crictl(&["rmp", "--force", &pod]);
+    assert!(node.crictl(&["ps", "-a", "-q"]).trim().is_empty());
+    assert!(node.mounts().is_empty(), "mounts left: {:?}", node.mounts());
+    assert!(node.runc_containers().is_empty(), "runc containers left");
+}
+
+/// A truncated archive is refused by `cox images import`, and nothing is left in the store's
+/// staging area.
+fn truncated_archives_do_not_import(node: &Node) {
     let archive = std::fs::read(node::images_dir().join("busybox.oci.tar")).expect("archive");
     let truncated = node.dir.path().join("truncated.tar");
     std::fs::write(&truncated, &archive[..archive.len() / 2]).expect("write");
@@ -295,8 +355,4 @@ fn bad_input_gets_clear_errors_and_leaves_nothing_behind() {
         .expect("tmp")
         .count();
     assert_eq!(staging, 0, "nothing left in staging");
-
-    node.crictl(&["rmp", "--force", &pod]);
-    assert!(node.crictl(&["ps", "-a", "-q"]).trim().is_empty());
-    assert!(node.mounts().is_empty(), "mounts left: {:?}", node.mounts());
 }

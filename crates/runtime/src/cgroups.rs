@@ -97,7 +97,10 @@ pub fn network_usage(net_dev: &str, timestamp: i64) -> cox_cri::v1::NetworkUsage
         .skip(2)
         .filter_map(|line| {
             let (name, counters) = line.split_once(':')?;
-            let fields: Vec<u64> = counters.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+            let fields: Vec<u64> = counters
+                .split_whitespace()
+                .filter_map(|f| f.parse().ok())
+                .collect();
             let value = |i: usize| fields.get(i).map(|&value| UInt64Value { value });
             Some(NetworkInterfaceUsage {
                 name: name.trim().to_string(),

@@ -157,13 +157,23 @@ impl Runtime {
         image: &crate::images::ImageRecord,
     ) -> Result<()> {
         let paths = self.pod_paths(sandbox);
-        let host_pid = sandbox
+        // The container's own namespace options decide, as the CRI says; the pod's are the
+        // fallback. POD mode (a pid namespace shared by the pod's containers) is not
+        // supported yet: such containers get their own, as CONTAINER mode does.
+        let pod_options = sandbox
+            .config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.as_ref());
+        let options = record
             .config
             .linux
             .as_ref()
             .and_then(|l| l.security_context.as_ref())
             .and_then(|s| s.namespace_options.as_ref())
-            .is_some_and(|o| o.pid == v1::NamespaceMode::Node as i32);
+            .or(pod_options);
+        let host_pid = options.is_some_and(|o| o.pid == v1::NamespaceMode::Node as i32);
         let context = PodContext {
             net_ns: paths.net.as_deref(),
             uts_ns: Some(&paths.uts),

@@ -340,7 +340,9 @@ impl RuntimeService for CriService {
     ) -> Reply<v1::PodSandboxStatsResponse> {
         let id = request.into_inner().pod_sandbox_id;
         let stats = self.blocking(move |rt| rt.pod_sandbox_stats(&id)).await?;
-        Ok(Response::new(v1::PodSandboxStatsResponse { stats: Some(stats) }))
+        Ok(Response::new(v1::PodSandboxStatsResponse {
+            stats: Some(stats),
+        }))
     }
 
     async fn list_pod_sandbox_stats(
@@ -360,7 +362,10 @@ impl RuntimeService for CriService {
                     .into_iter()
                     .map(|s| s.id)
                     .collect();
-                Ok(ids.iter().filter_map(|id| rt.pod_sandbox_stats(id).ok()).collect())
+                Ok(ids
+                    .iter()
+                    .filter_map(|id| rt.pod_sandbox_stats(id).ok())
+                    .collect())
             })
             .await?;
         Ok(Response::new(v1::ListPodSandboxStatsResponse { stats }))

@@ -1,11 +1,14 @@
-//! The runtime harness: `cox runtime` in its own network namespace and temporary data dir,
-//! driven with `cox crictl` as a user would. The pod bridge, pod addresses and every packet
-//! stay inside that namespace. Dropping the node removes every pod (through the runtime), stops
-//! the runtime, and then checks and cleans what could be left: runc containers, mounts, cgroups,
-//! the namespace.
+//! The runtime harness: a CRI runtime (`cox runtime`, or containerd to compare with) in its own
+//! network namespace and temporary data dir, driven with `cox crictl` as a user would. The pod
+//! bridge, pod addresses and every packet stay inside that namespace. Dropping the node removes
+//! every pod (through the runtime), stops the runtime, and then cleans what could be left: shims,
+//! runc containers, mounts, files outside the data dir, the namespace.
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod containerd;
+
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +17,10 @@ use std::time::{Duration, Instant};
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 pub const COX: &str = env!("CARGO_BIN_EXE_cox");
+
+/// `NamespaceMode::CONTAINER`, for `namespace_options.pid`: what the kubelet sends for a pod
+/// (and each of its containers) that does not share its process namespace.
+pub const PID_PER_CONTAINER: i32 = 1;
 
 /// The offline test images, built by `dev/build-images` once per test run.
 pub fn images_dir() -> PathBuf {
@@ -28,7 +35,36 @@ pub fn images_dir() -> PathBuf {
     dir
 }
 
+/// The CRI runtime a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `cox runtime`, ours.
+    Cox,
+    /// Debian's containerd with its CRI plugin, the reference.
+    Containerd,
+}
+
+impl Backend {
+    /// The start of every pod IP the backend's network config hands out.
+    pub fn pod_ip_prefix(self) -> &'static str {
+        match self {
+            Backend::Cox => "10.88.0.",
+            Backend::Containerd => "10.89.0.",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Cox => "cox runtime",
+            Backend::Containerd => "containerd",
+        })
+    }
+}
+
 pub struct Node {
+    pub backend: Backend,
     pub netns: String,
     pub dir: tempfile::TempDir,
     runtime: Option<Child>,
@@ -48,53 +84,113 @@ pub fn run(command: &mut Command) -> Output {
 }
 
 impl Node {
-    /// A namespace and data dir with the test images imported, and the runtime serving.
-    pub fn start() -> Self {
+    /// A namespace and data dir with `backend` serving and the test images imported.
+    pub fn start(backend: Backend) -> Self {
         let netns = format!(
             "cox-rt-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
         run(Command::new("ip").args(["netns", "add", &netns]));
-        let node = Node {
+        let mut node = Node {
+            backend,
             netns,
             dir: tempfile::tempdir().expect("temporary directory"),
             runtime: None,
         };
         run(Command::new("ip").args(["-n", &node.netns, "link", "set", "lo", "up"]));
         let images = images_dir();
-        let mut import = Command::new(COX);
-        import
-            .args(["images", "--data-dir"])
-            .arg(node.data_dir())
-            .arg("import");
-        for name in ["busybox.oci.tar", "nginx.oci.tar"] {
-            import.arg(images.join(name));
+        match backend {
+            Backend::Cox => {
+                let mut import = Command::new(COX);
+                import
+                    .args(["images", "--data-dir"])
+                    .arg(node.data_dir())
+                    .arg("import");
+                for name in ["busybox.oci.tar", "nginx.oci.tar"] {
+                    import.arg(images.join(name));
+                }
+                run(&mut import);
+                node.start_runtime();
+            }
+            Backend::Containerd => {
+                node.containerd().write_config().expect("containerd config");
+                node.start_runtime();
+                // The pause image is the sandbox image the config names.
+                for name in ["pause.oci.tar", "busybox.oci.tar", "nginx.oci.tar"] {
+                    node.containerd()
+                        .import(&images.join(name))
+                        .expect("importing into containerd");
+                }
+            }
         }
-        run(&mut import);
-        let mut node = node;
-        node.start_runtime();
         node
     }
 
+    /// The built-in runtime's data dir.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
+    /// The built-in runtime's own directory in its data dir.
     pub fn root(&self) -> PathBuf {
         self.data_dir().join("agent/runtime")
     }
 
+    /// containerd's directory and paths.
+    pub fn containerd(&self) -> containerd::Home {
+        containerd::Home::new(
+            self.dir.path().join("containerd"),
+            &self.netns,
+            containerd::POD_CIDR,
+        )
+    }
+
     pub fn socket(&self) -> PathBuf {
-        self.root().join("cri.sock")
+        match self.backend {
+            Backend::Cox => self.root().join("cri.sock"),
+            Backend::Containerd => self.containerd().socket(),
+        }
+    }
+
+    /// The runc root the runtime's containers are in.
+    pub fn runc_root(&self) -> PathBuf {
+        match self.backend {
+            Backend::Cox => self.root().join("runc"),
+            Backend::Containerd => self.containerd().runc_root(),
+        }
+    }
+
+    /// The memory cgroup a pod's containers are under (no `cgroup_parent` given).
+    pub fn pod_cgroup(&self, pod: &str) -> PathBuf {
+        let memory = Path::new("/sys/fs/cgroup/memory");
+        match self.backend {
+            Backend::Cox => memory.join("cox").join(format!("pod-{}", &pod[..16])),
+            // containerd puts every container, sandboxes too, at /NAMESPACE/ID.
+            Backend::Containerd => memory.join("k8s.io").join(pod),
+        }
+    }
+
+    /// The runtime's directories for a pod, present while the pod exists.
+    pub fn pod_dirs(&self, pod: &str) -> Vec<PathBuf> {
+        match self.backend {
+            Backend::Cox => vec![self.root().join("pods").join(pod)],
+            Backend::Containerd => self.containerd().pod_dirs(pod),
+        }
     }
 
     pub fn logs(&self) -> PathBuf {
         self.dir.path().join("pod-logs")
     }
 
-    /// Starts (or restarts) `cox runtime` on the same data dir and waits for its socket.
+    /// Starts (or restarts) the runtime on the same dirs and waits until it answers CRI calls.
+    /// Fails the test if it exits or stays silent.
     pub fn start_runtime(&mut self) {
+        self.start_runtime_with(&[]);
+    }
+
+    /// Starts the runtime with extra flags (for `cox runtime`).
+    pub fn start_runtime_with(&mut self, flags: &[&str]) {
         let _ = std::fs::remove_file(self.socket());
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -103,24 +199,46 @@ impl Node {
             .expect("runtime log");
         // nsenter, not `ip netns exec`: that would also give the runtime a private mount
         // namespace, hiding its mounts from a restarted runtime and from the checks here.
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/var/run/netns/{}", self.netns))
-            .args([COX, "runtime", "--data-dir"])
-            .arg(self.data_dir())
-            .args(["--pod-cidr", "10.88.0.0/24"])
+        let mut command = Command::new("nsenter");
+        command.arg(format!("--net=/var/run/netns/{}", self.netns));
+        match self.backend {
+            Backend::Cox => {
+                command
+                    .args([COX, "runtime", "--data-dir"])
+                    .arg(self.data_dir())
+                    .args(["--pod-cidr", "10.88.0.0/24"])
+                    .args(flags);
+            }
+            Backend::Containerd => {
+                let containerd = self.containerd().command();
+                command
+                    .arg(containerd.get_program())
+                    .args(containerd.get_args());
+            }
+        }
+        let child = command
+            .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
-            .expect("starting cox runtime");
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.backend));
         self.runtime = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if self.crictl_output(&["version"]).status.success() {
                 return;
             }
+            if let Some(Ok(Some(status))) = self.runtime.as_mut().map(Child::try_wait) {
+                self.runtime = None;
+                panic!(
+                    "{} exited ({status}) before answering:\n{}",
+                    self.backend,
+                    self.runtime_log()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("cox runtime did not answer:\n{}", self.runtime_log());
+        panic!("{} did not answer:\n{}", self.backend, self.runtime_log());
     }
 
     /// Kills the runtime (SIGKILL: a crash, not a clean stop).
@@ -131,12 +249,35 @@ impl Node {
         }
     }
 
+    /// Stops the runtime: SIGTERM, and SIGKILL if it is still there after a few seconds.
+    pub fn stop_runtime(&mut self) {
+        let Some(child) = self.runtime.as_mut() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .output();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if !matches!(child.try_wait(), Ok(None)) {
+                self.runtime = None;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill_runtime();
+    }
+
     pub fn runtime_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("runtime.log")).unwrap_or_default()
     }
 
+    /// Runs `cox crictl ARGS` in the node's network namespace, where the runtime's streaming
+    /// server listens.
     pub fn crictl_output(&self, args: &[&str]) -> Output {
-        Command::new(COX)
+        Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{}", self.netns))
+            .arg(COX)
             .arg("crictl")
             .arg("--runtime-endpoint")
             .arg(format!("unix://{}", self.socket().display()))
@@ -165,7 +306,9 @@ impl Node {
         path.display().to_string()
     }
 
-    /// A pod config named `name`, logging under the node's log dir.
+    /// A pod config named `name`, logging under the node's log dir. Like the kubelet's for a
+    /// pod without `shareProcessNamespace`, it asks for a PID namespace per container: the CRI
+    /// default (`POD`, the zero value) is one for the whole pod.
     pub fn pod_config(&self, name: &str) -> String {
         self.config_file(
             &format!("{name}-pod.json"),
@@ -173,7 +316,7 @@ impl Node {
                 "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")},
                 "hostname": name,
                 "log_directory": self.logs().join(name),
-                "linux": {}
+                "linux": {"security_context": {"namespace_options": {"pid": PID_PER_CONTAINER}}}
             }),
         )
     }
@@ -217,7 +360,7 @@ impl Node {
     pub fn runc_containers(&self) -> Vec<String> {
         let output = Command::new("runc")
             .arg("--root")
-            .arg(self.root().join("runc"))
+            .arg(self.runc_root())
             .args(["list", "-q"])
             .output()
             .expect("runc list");
@@ -233,14 +376,20 @@ impl Drop for Node {
         if self.runtime.is_some() {
             let _ = self.crictl_output(&["rmp", "--all", "--force"]);
         }
-        self.kill_runtime();
-        // What a failed test may have left: containers, mounts, cgroups.
+        self.stop_runtime();
+        // What a failed test may have left: shims, containers (and so cgroups), mounts, files.
+        if self.backend == Backend::Containerd {
+            self.containerd().kill_shims();
+        }
         for id in self.runc_containers() {
             let _ = Command::new("runc")
                 .arg("--root")
-                .arg(self.root().join("runc"))
+                .arg(self.runc_root())
                 .args(["delete", "--force", &id])
                 .output();
+        }
+        if self.backend == Backend::Containerd {
+            self.containerd().remove_outside_files();
         }
         for point in self.mounts().iter().rev() {
             let _ = Command::new("umount").args(["-l", point]).output();

@@ -1,0 +1,292 @@
+//! Streams and images end to end: `cox crictl exec -i/-it`, `attach` and `port-forward`
+//! through the runtime's streaming server (against ours and containerd), and images pulled
+//! from a real registry on loopback, imported at start, inspected and removed.
+
+mod node;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use node::{Backend, Node};
+use serde_json::json;
+
+/// A pod with one busybox container running `script`; returns (pod, pod config, container).
+fn busybox_pod(node: &Node, name: &str, container: serde_json::Value) -> (String, String, String) {
+    let pod_config = node.pod_config(name);
+    let pod = node.crictl(&["runp", &pod_config]).trim().to_string();
+    let file = node.config_file(&format!("{name}-c.json"), &container);
+    let id = node
+        .crictl(&["create", &pod, &file, &pod_config])
+        .trim()
+        .to_string();
+    node.crictl(&["start", &id]);
+    (pod, pod_config, id)
+}
+
+/// `cox crictl ARGS` inside the node's namespace (where the streaming server listens), with
+/// `input` on stdin.
+fn crictl_with_input(node: &Node, args: &[&str], input: &str) -> std::process::Output {
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{}", node.netns))
+        .arg(node::COX)
+        .arg("crictl")
+        .arg("--runtime-endpoint")
+        .arg(format!("unix://{}", node.socket().display()))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cox crictl");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("cox crictl output")
+}
+
+fn exec_streams(backend: Backend) {
+    let node = Node::start(backend);
+    let (pod, _, id) = busybox_pod(
+        &node,
+        "streams",
+        json!({
+            "metadata": {"name": "shell"},
+            "image": {"image": "docker.io/library/busybox:1.36"},
+            "command": ["sh", "-c", "mkdir -p /w && echo forwarded > /w/index.html && exec httpd -f -p 8080 -h /w"],
+            "log_path": "shell.log",
+        }),
+    );
+
+    // Non-interactive with stdin: the input reaches the command, the exit code comes back.
+    let output = crictl_with_input(
+        &node,
+        &[
+            "exec",
+            "-i",
+            &id,
+            "sh",
+            "-c",
+            "read line; echo got:$line; exit 4",
+        ],
+        "hello\n",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "got:hello",
+        "{output:?}"
+    );
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
+
+    // With a terminal: `script` gives cox crictl a terminal of its own.
+    let command = format!(
+        "{} crictl --runtime-endpoint unix://{} exec -it {id} sh -c 'tty; echo term=$TERM; exit 3'",
+        node::COX,
+        node.socket().display()
+    );
+    let output = Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{}", node.netns))
+        .args(["script", "-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("/dev/pts/"),
+        "a terminal inside the container: {text}"
+    );
+    assert_eq!(output.status.code(), Some(3), "{text}");
+
+    // Port-forward: a local port carried to the pod's loopback.
+    let mut forward = Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{}", node.netns))
+        .arg(node::COX)
+        .arg("crictl")
+        .arg("--runtime-endpoint")
+        .arg(format!("unix://{}", node.socket().display()))
+        .args(["port-forward", &pod, "18080:8080"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cox crictl port-forward");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let page = loop {
+        let output = node.in_netns(&["curl", "-sS", "--max-time", "2", "http://127.0.0.1:18080/"]);
+        if output.status.success() {
+            break String::from_utf8_lossy(&output.stdout).into_owned();
+        }
+        assert!(Instant::now() < deadline, "port-forward never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = forward.kill();
+    let _ = forward.wait();
+    assert_eq!(page.trim(), "forwarded");
+    node.crictl(&["rmp", "--force", &pod]);
+}
+
+fn attach_streams(backend: Backend) {
+    let node = Node::start(backend);
+    let (pod, pod_config, reader) = busybox_pod(
+        &node,
+        "attach",
+        json!({
+            "metadata": {"name": "reader"},
+            "image": {"image": "docker.io/library/busybox:1.36"},
+            "command": ["sh", "-c", "read line; echo got:$line; exit 5"],
+            "stdin": true,
+            "stdin_once": true,
+            "log_path": "reader.log",
+        }),
+    );
+    let output = crictl_with_input(&node, &["attach", "-i", &reader], "attached\n");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("got:attached"),
+        "{output:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status: serde_json::Value =
+            serde_json::from_str(&node.crictl(&["inspect", &reader])).expect("JSON");
+        if status["status"]["state"] == json!("CONTAINER_EXITED") {
+            assert_eq!(status["status"]["exitCode"].as_i64(), Some(5), "{status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the container never read its input: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = pod_config;
+    node.crictl(&["rmp", "--force", &pod]);
+}
+
+#[test]
+fn exec_and_port_forward_streams_cox() {
+    exec_streams(Backend::Cox);
+}
+
+#[test]
+fn exec_and_port_forward_streams_containerd() {
+    exec_streams(Backend::Containerd);
+}
+
+#[test]
+fn attach_streams_cox() {
+    attach_streams(Backend::Cox);
+}
+
+#[test]
+fn attach_streams_containerd() {
+    attach_streams(Backend::Containerd);
+}
+
+/// Debian's registry on the loopback of a node's namespace, stopped when dropped.
+struct Registry {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Registry {
+    fn start(node: &Node) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev/test-registry");
+        let netns = format!("--net=/var/run/netns/{}", node.netns);
+        node::run(
+            Command::new("nsenter")
+                .arg(&netns)
+                .arg(&script)
+                .arg("start")
+                .arg(dir.path())
+                .arg(port.to_string()),
+        );
+        let registry = Registry { dir, port };
+        let archive = node::images_dir().join("busybox.oci.tar");
+        node::run(
+            Command::new("nsenter")
+                .arg(&netns)
+                .arg(&script)
+                .arg("push")
+                .arg(archive)
+                .arg("team/busybox:pulled")
+                .arg(port.to_string()),
+        );
+        registry
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev/test-registry");
+        let _ = Command::new(script)
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+#[test]
+fn images_pull_through_a_mirror_import_at_start_inspect_and_remove() {
+    let mut node = Node::start(Backend::Cox);
+    let registry = Registry::start(&node);
+    // A mirror for a made-up registry name, answered by the local registry over plain http.
+    let registries = node.dir.path().join("registries.yaml");
+    std::fs::write(
+        &registries,
+        format!(
+            "mirrors:\n  registry.example:\n    endpoint:\n      - http://127.0.0.1:{}\n",
+            registry.port
+        ),
+    )
+    .expect("registries.yaml");
+    // An archive dropped in agent/images is imported when the runtime starts.
+    let images_dir = node.data_dir().join("agent/images");
+    std::fs::create_dir_all(&images_dir).expect("images dir");
+    std::fs::copy(
+        node::images_dir().join("pause.oci.tar"),
+        images_dir.join("pause.tar"),
+    )
+    .expect("copy");
+    node.stop_runtime();
+    node.start_runtime_with(&["--private-registry", &registries.display().to_string()]);
+
+    let pulled = node.crictl(&["pull", "registry.example/team/busybox:pulled"]);
+    assert!(
+        pulled.contains("Image is up to date for sha256:"),
+        "{pulled}"
+    );
+    let listed = node.crictl(&["images"]);
+    assert!(
+        listed.contains("registry.example/team/busybox") && listed.contains("pulled"),
+        "{listed}"
+    );
+    let inspected: serde_json::Value =
+        serde_json::from_str(&node.crictl(&["inspecti", "registry.example/team/busybox:pulled"]))
+            .expect("JSON");
+    let digests = inspected["status"]["repoDigests"].to_string();
+    assert!(
+        digests.contains("registry.example/team/busybox@sha256:"),
+        "{inspected}"
+    );
+
+    let missing = node.crictl_output(&["pull", "registry.example/team/busybox:nosuch"]);
+    assert!(!missing.status.success());
+    // The mirror's answer is in the error (the registry itself cannot be reached from here).
+    let message = String::from_utf8_lossy(&missing.stderr);
+    assert!(message.contains("manifest unknown (404)"), "{message}");
+
+    // The archive imported at start, under its name.
+    assert!(
+        listed.contains("registry.k8s.io/pause") && listed.contains("3.10"),
+        "{listed}"
+    );
+    node.crictl(&["rmi", "registry.example/team/busybox:pulled"]);
+    let listed = node.crictl(&["images"]);
+    assert!(!listed.contains("pulled"), "{listed}");
+}
