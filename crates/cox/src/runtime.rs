@@ -127,6 +127,8 @@ pub struct ImagesArgs {
 enum ImagesCommand {
     /// Import OCI or `docker save` archives.
     Import { files: Vec<PathBuf> },
+    /// Pull an image from its registry (or a mirror in the registries file), showing progress.
+    Pull { image: String },
     /// List images.
     #[command(alias = "ls")]
     List,
@@ -157,6 +159,23 @@ pub fn images(args: ImagesArgs) -> Result<()> {
                     println!("imported {name} ({})", image.id);
                 }
             }
+        }
+        ImagesCommand::Pull { image } => {
+            let reference = cox_runtime::images::Reference::parse(&image)?;
+            let registries = cox_runtime::images::registries::Registries::load(&config.registries)?;
+            let progress = Progress::default();
+            let record = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(cox_runtime::images::registry::pull(
+                    &store,
+                    &registries,
+                    &reference,
+                    None,
+                    |update| progress.show(&update),
+                ))?;
+            progress.finish();
+            println!("pulled {reference} ({})", record.id);
         }
         ImagesCommand::List => {
             println!(
@@ -210,4 +229,78 @@ fn containers_using_images(
         }
     }
     Ok(used)
+}
+
+/// A progress bar per blob on stderr, redrawn in place when stderr is a terminal and printed
+/// once per finished blob otherwise.
+#[derive(Debug, Default)]
+struct Progress {
+    blobs: std::sync::Mutex<Vec<(String, u64, u64)>>,
+}
+
+impl Progress {
+    fn show(&self, update: &cox_runtime::images::registry::PullProgress) {
+        use std::io::{IsTerminal, Write};
+        let mut blobs = self.blobs.lock().unwrap_or_else(|e| e.into_inner());
+        let short = update.digest.hex()[..12].to_string();
+        let finished = update.total > 0 && update.downloaded >= update.total;
+        match blobs.iter_mut().find(|(digest, _, _)| *digest == short) {
+            Some(entry) => {
+                let was_finished = entry.2 > 0 && entry.1 >= entry.2;
+                entry.1 = update.downloaded;
+                entry.2 = update.total;
+                if !std::io::stderr().is_terminal() {
+                    if finished && !was_finished {
+                        eprintln!("{short}: done ({})", bytes(update.total));
+                    }
+                    return;
+                }
+            }
+            None => blobs.push((short, update.downloaded, update.total)),
+        }
+        if !std::io::stderr().is_terminal() {
+            return;
+        }
+        let mut stderr = std::io::stderr().lock();
+        // Move up over the previous drawing, then draw every blob's line again.
+        if blobs.len() > 1 {
+            let _ = write!(stderr, "\x1b[{}F", blobs.len() - 1);
+        } else {
+            let _ = write!(stderr, "\r");
+        }
+        for (index, (digest, done, total)) in blobs.iter().enumerate() {
+            let width = 30;
+            let filled = (*done * width).checked_div(*total).unwrap_or(0).min(width) as usize;
+            let bar = format!(
+                "{}{}",
+                "=".repeat(filled),
+                " ".repeat(width as usize - filled)
+            );
+            let _ = write!(
+                stderr,
+                "\x1b[2K{digest}: [{bar}] {} / {}",
+                bytes(*done),
+                bytes(*total)
+            );
+            if index + 1 < blobs.len() {
+                let _ = writeln!(stderr);
+            }
+        }
+        let _ = stderr.flush();
+    }
+
+    fn finish(&self) {
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() {
+            eprintln!();
+        }
+    }
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
 }
