@@ -290,3 +290,68 @@ fn images_pull_through_a_mirror_import_at_start_inspect_and_remove() {
     let listed = node.crictl(&["images"]);
     assert!(!listed.contains("pulled"), "{listed}");
 }
+
+fn host_ports(backend: Backend) {
+    let node = Node::start(backend);
+    let pod_config = node.config_file(
+        "ports-pod.json",
+        &json!({
+            "metadata": {"name": "ports", "namespace": "default", "uid": "uid-ports"},
+            "log_directory": node.logs().join("ports"),
+            "port_mappings": [{"container_port": 8080, "host_port": 18081}],
+            "linux": {"security_context": {"namespace_options": {"pid": node::PID_PER_CONTAINER}}},
+        }),
+    );
+    let pod = node.crictl(&["runp", &pod_config]).trim().to_string();
+    let file = node.config_file(
+        "ports-c.json",
+        &json!({
+            "metadata": {"name": "web"},
+            "image": {"image": "docker.io/library/busybox:1.36"},
+            "command": ["sh", "-c", "mkdir -p /w && echo by-host-port > /w/index.html && exec httpd -f -p 8080 -h /w"],
+            "log_path": "web.log",
+        }),
+    );
+    let id = node.crictl(&["create", &pod, &file, &pod_config]).trim().to_string();
+    node.crictl(&["start", &id]);
+    // The host port on the node's own address (the bridge's gateway, in the node's namespace).
+    let gateway = format!("{}1", backend.pod_ip_prefix());
+    let page = node.http_get(&format!("http://{gateway}:18081/"));
+    assert_eq!(page.trim(), "by-host-port");
+    node.crictl(&["rmp", "--force", &pod]);
+    let refused = node.in_netns(&["curl", "-sS", "--max-time", "2", &format!("http://{gateway}:18081/")]);
+    assert!(!refused.status.success(), "the host port is gone with the pod");
+}
+
+#[test]
+fn host_ports_reach_the_pod_cox() {
+    host_ports(Backend::Cox);
+}
+
+#[test]
+fn host_ports_reach_the_pod_containerd() {
+    host_ports(Backend::Containerd);
+}
+
+#[test]
+fn an_image_with_zstd_layers_imports_and_runs() {
+    let node = Node::start(Backend::Cox);
+    node::run(
+        Command::new(node::COX)
+            .args(["images", "--data-dir"])
+            .arg(node.data_dir())
+            .arg("import")
+            .arg(node::images_dir().join("busybox-zstd.oci.tar")),
+    );
+    let (pod, _, id) = busybox_pod(
+        &node,
+        "zstd",
+        json!({
+            "metadata": {"name": "z"},
+            "image": {"image": "busybox:1.36-zstd"},
+            "command": ["sleep", "60"],
+        }),
+    );
+    assert_eq!(node.crictl(&["exec", &id, "echo", "unpacked"]).trim(), "unpacked");
+    node.crictl(&["rmp", "--force", &pod]);
+}
