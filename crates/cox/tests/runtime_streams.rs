@@ -312,15 +312,27 @@ fn host_ports(backend: Backend) {
             "log_path": "web.log",
         }),
     );
-    let id = node.crictl(&["create", &pod, &file, &pod_config]).trim().to_string();
+    let id = node
+        .crictl(&["create", &pod, &file, &pod_config])
+        .trim()
+        .to_string();
     node.crictl(&["start", &id]);
     // The host port on the node's own address (the bridge's gateway, in the node's namespace).
     let gateway = format!("{}1", backend.pod_ip_prefix());
     let page = node.http_get(&format!("http://{gateway}:18081/"));
     assert_eq!(page.trim(), "by-host-port");
     node.crictl(&["rmp", "--force", &pod]);
-    let refused = node.in_netns(&["curl", "-sS", "--max-time", "2", &format!("http://{gateway}:18081/")]);
-    assert!(!refused.status.success(), "the host port is gone with the pod");
+    let refused = node.in_netns(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "2",
+        &format!("http://{gateway}:18081/"),
+    ]);
+    assert!(
+        !refused.status.success(),
+        "the host port is gone with the pod"
+    );
 }
 
 #[test]
@@ -352,6 +364,9 @@ fn an_image_with_zstd_layers_imports_and_runs() {
             "command": ["sleep", "60"],
         }),
     );
-    assert_eq!(node.crictl(&["exec", &id, "echo", "unpacked"]).trim(), "unpacked");
+    assert_eq!(
+        node.crictl(&["exec", &id, "echo", "unpacked"]).trim(),
+        "unpacked"
+    );
     node.crictl(&["rmp", "--force", &pod]);
 }
