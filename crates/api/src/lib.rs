@@ -13,6 +13,8 @@
 //! - [`openapi`]: the OpenAPI v2 and v3 documents kubectl reads for apply, validation, explain.
 //! - [`protobuf`]: Kubernetes protobuf bodies to JSON, from [`schema`].
 //! - [`table`]: server-side printing, the `Table` `kubectl get` shows.
+//! - [`quantity`]: resource quantities as whole units and millis, as the scheduler and the
+//!   kubelet read requests and limits.
 //! - [`schema`]: the protobuf messages of the built-in API: tags, JSON names, patch markers, kinds.
 
 pub mod defaults;
@@ -21,6 +23,7 @@ pub mod labels;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod quantity;
 pub mod registry;
 pub mod schema;
 pub mod service;

@@ -290,6 +290,8 @@ pub fn prepare_update(
                 None => map.remove("status"),
             };
         }
+        // The stored form never carries the resourceVersion (the store's revision is it).
+        metadata_mut(new)?.remove("resourceVersion");
         return Ok(());
     }
     if has_status && let Some(map) = new.as_object_mut() {
@@ -431,6 +433,22 @@ mod tests {
         let mut object = json!({"metadata": {"name": "team-a", "namespace": "x"}});
         prepare_create(ns, None, &mut object).unwrap();
         assert!(object["metadata"].get("namespace").is_none());
+    }
+
+    #[test]
+    fn a_status_update_stores_no_resource_version() {
+        let pods = find("", "v1", "pods").unwrap();
+        let mut old = json!({"metadata": {"name": "web"}, "spec": {}});
+        prepare_create(pods, Some("ns"), &mut old).unwrap();
+        // What the store hands back carries the revision as its resourceVersion.
+        old["metadata"]["resourceVersion"] = json!("21");
+        let mut new = json!({"metadata": {"name": "web", "resourceVersion": "21"}, "status": {"phase": "Pending"}});
+        prepare_update(pods, &old, &mut new, UpdateScope::Status).unwrap();
+        assert_eq!(new["status"]["phase"], "Pending");
+        assert!(
+            new["metadata"].get("resourceVersion").is_none(),
+            "the stored form must not carry a stale resourceVersion: {new}"
+        );
     }
 
     #[test]

@@ -637,6 +637,7 @@ impl Rest {
             }
             let mut new = old.clone();
             new["spec"]["nodeName"] = json!(node);
+            set_pod_scheduled(&mut new);
             if let Some(Value::Object(extra)) = &annotations {
                 for (key, value) in extra {
                     new["metadata"]["annotations"][key] = value.clone();
@@ -1135,6 +1136,28 @@ pub fn default_namespace(object: &mut Value) {
 /// Builds the response for an object answer.
 pub fn respond(status: StatusCode, object: &Value) -> Response<Body> {
     h::json(status, object)
+}
+
+/// Binding a pod marks it scheduled, as upstream's binding storage does: the `PodScheduled`
+/// condition becomes True (replacing an earlier Unschedulable verdict).
+fn set_pod_scheduled(pod: &mut Value) {
+    let scheduled = json!({
+        "type": "PodScheduled",
+        "status": "True",
+        "lastProbeTime": null,
+        "lastTransitionTime": objects::now(),
+    });
+    if !pod["status"].is_object() {
+        pod["status"] = json!({});
+    }
+    let conditions = &mut pod["status"]["conditions"];
+    if !conditions.is_array() {
+        *conditions = json!([]);
+    }
+    if let Some(list) = conditions.as_array_mut() {
+        list.retain(|c| c["type"] != "PodScheduled");
+        list.push(scheduled);
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `cox`: Coxswain's single binary. Flags and wiring only; every component lives in its crate.
 
+mod agent;
 mod bench;
 mod runtime;
 mod server;

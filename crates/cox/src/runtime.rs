@@ -8,21 +8,15 @@ use anyhow::{Context, Result};
 use cox_runtime::images::{ImageStore, archive};
 use cox_runtime::{Runtime, RuntimeConfig};
 
-/// Flags shared by everything that opens the runtime's state.
-#[derive(Debug, clap::Args)]
-pub struct RuntimeFlags {
-    /// Where Coxswain keeps its state; the runtime's is under `<data-dir>/agent/runtime`.
-    #[arg(long, default_value = "/var/lib/cox")]
-    data_dir: PathBuf,
+/// How the runtime runs containers: flags of `cox runtime`, `cox server` and `cox images`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuntimeOptions {
     /// The OCI runtime binary.
     #[arg(long, default_value = "runc")]
     runc: PathBuf,
     /// Where the CNI plugins are.
     #[arg(long, default_value = "/usr/lib/cni")]
     cni_bin_dir: PathBuf,
-    /// This node's pod address range.
-    #[arg(long, default_value = "10.42.0.0/24")]
-    pod_cidr: String,
     /// The node's pod bridge.
     #[arg(long, default_value = "cox0")]
     bridge: String,
@@ -31,17 +25,60 @@ pub struct RuntimeFlags {
     private_registry: PathBuf,
 }
 
-impl RuntimeFlags {
-    fn config(&self) -> Result<RuntimeConfig> {
+impl RuntimeOptions {
+    /// The runtime's configuration, its state under `<data_dir>/agent/runtime`.
+    pub fn config(&self, data_dir: &std::path::Path, pod_cidr: &str) -> Result<RuntimeConfig> {
         let shim = std::env::current_exe().context("finding the cox binary for the shim")?;
-        let mut config = RuntimeConfig::new(&self.data_dir.join("agent/runtime"), shim);
+        let mut config = RuntimeConfig::new(&data_dir.join("agent/runtime"), shim);
         config.runc = self.runc.clone();
         config.network.bin_dir = self.cni_bin_dir.clone();
-        config.network.pod_cidr = self.pod_cidr.clone();
+        config.network.pod_cidr = pod_cidr.to_string();
         config.network.bridge = self.bridge.clone();
         config.registries = self.private_registry.clone();
         Ok(config)
     }
+}
+
+/// Flags shared by everything that opens the runtime's state.
+#[derive(Debug, clap::Args)]
+pub struct RuntimeFlags {
+    /// Where Coxswain keeps its state; the runtime's is under `<data-dir>/agent/runtime`.
+    #[arg(long, default_value = "/var/lib/cox")]
+    data_dir: PathBuf,
+    /// This node's pod address range.
+    #[arg(long, default_value = "10.42.0.0/24")]
+    pod_cidr: String,
+    #[command(flatten)]
+    options: RuntimeOptions,
+}
+
+impl RuntimeFlags {
+    fn config(&self) -> Result<RuntimeConfig> {
+        self.options.config(&self.data_dir, &self.pod_cidr)
+    }
+}
+
+/// Opens the runtime, imports `<data_dir>/agent/images/*.tar` it has not seen, and serves CRI
+/// on its socket until `shutdown`.
+pub async fn serve(
+    config: RuntimeConfig,
+    data_dir: &std::path::Path,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<()> {
+    let socket = config.socket();
+    let runtime = Arc::new(tokio::task::spawn_blocking(move || Runtime::open(config)).await??);
+    let images_dir = data_dir.join("agent/images");
+    let store = runtime.images().clone();
+    for (path, outcome) in
+        tokio::task::spawn_blocking(move || archive::import_dir(&store, &images_dir)).await?
+    {
+        match outcome {
+            Ok(n) => tracing::info!(archive = %path.display(), images = n, "imported"),
+            Err(e) => tracing::warn!(archive = %path.display(), error = %e, "import failed"),
+        }
+    }
+    tracing::info!(socket = %socket.display(), "serving CRI");
+    cox_runtime::server::serve(runtime, &socket, shutdown).await
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,25 +91,12 @@ pub struct Args {
 /// SIGINT. Containers keep running when it stops.
 pub async fn run(args: Args) -> Result<()> {
     let config = args.flags.config()?;
-    let socket = config.socket();
-    let runtime = Arc::new(tokio::task::spawn_blocking(move || Runtime::open(config)).await??);
-    let images_dir = args.flags.data_dir.join("agent/images");
-    let store = runtime.images().clone();
-    for (path, outcome) in
-        tokio::task::spawn_blocking(move || archive::import_dir(&store, &images_dir)).await?
-    {
-        match outcome {
-            Ok(n) => tracing::info!(archive = %path.display(), images = n, "imported"),
-            Err(e) => tracing::warn!(archive = %path.display(), error = %e, "import failed"),
-        }
-    }
-    tracing::info!(socket = %socket.display(), "serving CRI");
     let shutdown = async {
         if let Err(e) = crate::server::shutdown_signal().await {
             tracing::error!(error = %e, "waiting for a shutdown signal");
         }
     };
-    cox_runtime::server::serve(runtime, &socket, shutdown).await
+    serve(config, &args.flags.data_dir, shutdown).await
 }
 
 #[derive(Debug, clap::Args)]

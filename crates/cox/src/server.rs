@@ -48,6 +48,11 @@ pub struct Args {
     /// Bearer tokens, upstream's CSV format: `token,user,uid,"group1,group2"`.
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
+    /// Run the control plane only: no container runtime and no kubelet on this machine.
+    #[arg(long)]
+    disable_agent: bool,
+    #[command(flatten)]
+    agent: crate::agent::AgentArgs,
 }
 
 /// An IPv4 CIDR (`10.43.0.0/16`), its network address normalized.
@@ -164,6 +169,40 @@ pub async fn run(args: Args) -> Result<()> {
         .with_context(|| format!("writing {}", controller_kubeconfig.display()))?;
     let controllers = tokio::spawn(run_controllers(controller_kubeconfig));
 
+    // The scheduler, likewise: an API client with its own credentials.
+    let scheduler_kubeconfig = args.data_dir.join("server/cred/scheduler.kubeconfig");
+    let scheduler_cert = certs
+        .client_cert("system:kube-scheduler", &["system:masters"])
+        .context("making the scheduler's certificate")?;
+    kubeconfig::write_for(&certs, &scheduler_cert, &url, &scheduler_kubeconfig)
+        .with_context(|| format!("writing {}", scheduler_kubeconfig.display()))?;
+    let scheduler = tokio::spawn(run_scheduler(scheduler_kubeconfig));
+
+    // The node agent (runtime and kubelet), unless this server is control plane only.
+    let (stop_agent, agent_stopped) = tokio::sync::watch::channel(false);
+    let agent = if args.disable_agent {
+        None
+    } else {
+        let kubelet = args.data_dir.join("agent/kubelet.kubeconfig");
+        let name = args.agent.node_name();
+        let cert = certs
+            .client_cert(
+                &format!("system:node:{name}"),
+                &["system:nodes", "system:masters"],
+            )
+            .context("making the kubelet's certificate")?;
+        kubeconfig::write_for(&certs, &cert, &url, &kubelet)
+            .with_context(|| format!("writing {}", kubelet.display()))?;
+        let setup = crate::agent::Agent {
+            data_dir: args.data_dir.clone(),
+            node_ip,
+            kubeconfig: kubelet,
+            cluster_domain: args.cluster_domain.clone(),
+            control_plane: true,
+        };
+        Some(crate::agent::start(setup, &args.agent, agent_stopped).await?)
+    };
+
     server
         .serve(listener, async {
             if let Err(err) = shutdown_signal().await {
@@ -172,19 +211,38 @@ pub async fn run(args: Args) -> Result<()> {
         })
         .await?;
     controllers.abort();
+    scheduler.abort();
+    let _ = stop_agent.send(true);
+    if let Some(agent) = agent {
+        agent.stop().await;
+    }
     tracing::info!("shutting down");
     Ok(())
 }
 
+/// A client of the API server from a component's kubeconfig.
+pub(crate) async fn client_from(kubeconfig: &std::path::Path) -> Result<kube::Client> {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
 async fn run_controllers(kubeconfig: PathBuf) {
-    let client = async {
-        let config = kube::config::Kubeconfig::read_from(&kubeconfig)?;
-        let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await?;
-        anyhow::Ok(kube::Client::try_from(config)?)
-    };
-    match client.await {
+    match client_from(&kubeconfig).await {
         Ok(client) => cox_controllers::run(client).await,
         Err(err) => tracing::error!(error = %err, "starting the controllers"),
+    }
+}
+
+async fn run_scheduler(kubeconfig: PathBuf) {
+    let result = match client_from(&kubeconfig).await {
+        Ok(client) => cox_scheduler::run(client)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(err) => Err(err),
+    };
+    if let Err(err) = result {
+        tracing::error!(error = %err, "the scheduler stopped");
     }
 }
 

@@ -828,6 +828,14 @@ fn get_prints_upstream_columns() {
 fn pods_and_workloads_get_upstream_defaults_and_validation() {
     let cluster = Cluster::start();
     cluster.ok(&["run", "web", "--image=nginx:1.27", "--port=80"]);
+    // There is no node: the scheduler marks the pod unschedulable. Wait for that write, so
+    // the GET and the LIST below see the same version.
+    cluster.ok(&[
+        "wait",
+        "--for=condition=PodScheduled=false",
+        "pod/web",
+        "--timeout=30s",
+    ]);
     let pod = json(&cluster.ok(&["get", "pod", "web", "-o", "json"]));
     assert_eq!(pod["status"]["phase"], "Pending");
     assert_eq!(pod["status"]["qosClass"], "BestEffort");

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+#[path = "../common/images.rs"]
+mod images;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +22,8 @@ pub struct Cluster {
     pub netns: String,
     pub dir: tempfile::TempDir,
     server: Option<Child>,
+    /// Whether the server runs its node agent (the container runtime and the kubelet).
+    agent: bool,
 }
 
 fn run(command: &mut Command) -> Output {
@@ -34,8 +39,18 @@ fn run(command: &mut Command) -> Output {
 }
 
 impl Cluster {
-    /// Starts a server and waits until it answers.
+    /// Starts a control-plane-only server (`--disable-agent`) and waits until it answers.
     pub fn start() -> Self {
+        Self::start_as(false)
+    }
+
+    /// Starts a server with its node agent: the runtime and the kubelet run pods. The test
+    /// images (`dev/build-images`) are imported from `<data-dir>/agent/images` at start.
+    pub fn start_with_agent() -> Self {
+        Self::start_as(true)
+    }
+
+    fn start_as(agent: bool) -> Self {
         let netns = format!(
             "cox-e2e-{}-{}",
             std::process::id(),
@@ -47,8 +62,17 @@ impl Cluster {
             netns,
             dir,
             server: None,
+            agent,
         };
         run(Command::new("ip").args(["-n", &cluster.netns, "link", "set", "lo", "up"]));
+        if agent {
+            let images = cluster.data_dir().join("agent/images");
+            std::fs::create_dir_all(&images).expect("images dir");
+            let built = images::images_dir();
+            for name in ["busybox.oci.tar", "nginx.oci.tar"] {
+                std::fs::copy(built.join(name), images.join(name)).expect("copying a test image");
+            }
+        }
         cluster.start_server();
         cluster
     }
@@ -65,14 +89,30 @@ impl Cluster {
     pub fn start_server(&mut self) {
         let _ = std::fs::remove_file(self.kubeconfig());
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("server log");
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.netns,
-                env!("CARGO_BIN_EXE_cox"),
-                "server",
-            ])
+        let mut command = if self.agent {
+            // nsenter enters only the network namespace: the runtime's mounts stay visible to
+            // the test (and to a restarted server), which `ip netns exec` would hide.
+            let mut command = Command::new("nsenter");
+            command
+                .arg(format!("--net=/var/run/netns/{}", self.netns))
+                .args([env!("CARGO_BIN_EXE_cox"), "server"])
+                .args(["--node-name", "node-1", "--pod-log-dir"])
+                .arg(self.dir.path().join("pod-logs"));
+            command
+        } else {
+            let mut command = Command::new("ip");
+            command
+                .args([
+                    "netns",
+                    "exec",
+                    &self.netns,
+                    env!("CARGO_BIN_EXE_cox"),
+                    "server",
+                ])
+                .arg("--disable-agent");
+            command
+        };
+        let child = command
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--write-kubeconfig")
@@ -230,7 +270,30 @@ fn path_str(path: &Path) -> &str {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if self.agent {
+            // Pods outlive the server by design: remove them through the runtime first.
+            let socket = self.data_dir().join("agent/runtime/cri.sock");
+            let _ = Command::new(env!("CARGO_BIN_EXE_cox"))
+                .arg("crictl")
+                .arg("--runtime-endpoint")
+                .arg(format!("unix://{}", socket.display()))
+                .args(["--timeout", "60s", "rmp", "--all", "--force"])
+                .output();
+        }
         self.stop_server();
+        if self.agent {
+            let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            let dir = self.dir.path().display().to_string();
+            let mut points: Vec<&str> = info
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|p| p.starts_with(&dir))
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for point in points {
+                let _ = Command::new("umount").args(["-l", point]).output();
+            }
+        }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
             .status();

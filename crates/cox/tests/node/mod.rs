@@ -7,6 +7,8 @@
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 pub mod containerd;
+#[path = "../common/images.rs"]
+mod images;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -22,18 +24,7 @@ pub const COX: &str = env!("CARGO_BIN_EXE_cox");
 /// (and each of its containers) that does not share its process namespace.
 pub const PID_PER_CONTAINER: i32 = 1;
 
-/// The offline test images, built by `dev/build-images` once per test run.
-pub fn images_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = root.join("target/images");
-    let status = Command::new(root.join("dev/build-images"))
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .status()
-        .expect("running dev/build-images");
-    assert!(status.success(), "dev/build-images failed");
-    dir
-}
+pub use images::images_dir;
 
 /// The CRI runtime a node runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

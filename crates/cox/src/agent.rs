@@ -1,0 +1,141 @@
+//! The node agent that `cox server` (and later `cox agent`) runs: the container runtime, served
+//! as CRI on its socket, and the kubelet (the Node, its Lease, and the pods bound to it), a
+//! client of the API server with its own certificate.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The agent's flags, k3s's names.
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// This node's name (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Labels for the Node, `key=value`, repeatable.
+    #[arg(long)]
+    node_label: Vec<String>,
+    /// Taints for the Node, `key=value:Effect`, repeatable.
+    #[arg(long)]
+    node_taint: Vec<String>,
+    /// The pods' address range; this node takes its first /24.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
+    /// The cluster DNS server pods are given.
+    #[arg(long, default_value = "10.43.0.10")]
+    cluster_dns: String,
+    /// Where pods' log directories go.
+    #[arg(long, default_value = "/var/log/pods", hide = true)]
+    pod_log_dir: PathBuf,
+    #[command(flatten)]
+    runtime: crate::runtime::RuntimeOptions,
+}
+
+impl AgentArgs {
+    pub fn node_name(&self) -> String {
+        self.node_name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_lowercase())
+                .unwrap_or_else(|_| "localhost".into())
+        })
+    }
+
+    /// This node's pod range: the first /24 of the cluster's.
+    fn pod_cidr(&self) -> Result<String> {
+        let (network, _) = self
+            .cluster_cidr
+            .split_once('/')
+            .context("--cluster-cidr must be ADDRESS/BITS")?;
+        let network: std::net::Ipv4Addr = network.parse().context("--cluster-cidr address")?;
+        Ok(format!("{network}/24"))
+    }
+}
+
+/// What the server decided for the agent.
+#[derive(Debug)]
+pub struct Agent {
+    pub data_dir: PathBuf,
+    pub node_ip: IpAddr,
+    /// The kubelet's kubeconfig.
+    pub kubeconfig: PathBuf,
+    pub cluster_domain: String,
+    pub control_plane: bool,
+}
+
+/// The agent's running parts.
+#[derive(Debug)]
+pub struct Running {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the kubelet's loops and the runtime's server. Containers keep running.
+    pub async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts the runtime and the kubelet; they run until `stopped` turns true.
+pub async fn start(
+    agent: Agent,
+    args: &AgentArgs,
+    stopped: watch::Receiver<bool>,
+) -> Result<Running> {
+    let pod_cidr = args.pod_cidr()?;
+    let name = args.node_name();
+    let config = args.runtime.config(&agent.data_dir, &pod_cidr)?;
+    let endpoint = format!("unix://{}", config.socket().display());
+    let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+
+    let data_dir = agent.data_dir.clone();
+    let runtime_stop = until_stopped(stopped.clone());
+    let runtime = tokio::spawn(async move {
+        if let Err(e) = crate::runtime::serve(config, &data_dir, runtime_stop).await {
+            tracing::error!(error = %format!("{e:#}"), "the container runtime stopped");
+        }
+    });
+
+    let client = crate::server::client_from(&agent.kubeconfig).await?;
+    let mut node =
+        cox_kubelet::NodeConfig::new(&name, agent.node_ip, agent.data_dir.join("agent/kubelet"));
+    node.control_plane = agent.control_plane;
+    node.pod_cidr = Some(pod_cidr);
+    node.taints = cox_kubelet::parse_taints(&args.node_taint).context("--node-taint")?;
+    node.labels = cox_kubelet::parse_labels(&args.node_label).context("--node-label")?;
+    let node_client = client.clone();
+    let node_stop = until_stopped(stopped.clone());
+    let node_agent = tokio::spawn(async move {
+        if let Err(e) = cox_kubelet::run_node_agent(node_client, node, node_stop).await {
+            tracing::error!(error = %e, "the kubelet's node agent stopped");
+        }
+    });
+
+    let options = cox_kubelet::pods::PodOptions {
+        node_name: name,
+        node_ip: agent.node_ip.to_string(),
+        runtime_endpoint: endpoint,
+        defaults: cox_kubelet::pods::PodDefaults {
+            log_root: args.pod_log_dir.clone(),
+            cluster_dns: args.cluster_dns.clone(),
+            cluster_domain: agent.cluster_domain.clone(),
+        },
+    };
+    let pods = tokio::spawn(async move {
+        if let Err(e) = cox_kubelet::pods::run(client, options).await {
+            tracing::error!(error = %e, "the kubelet's pod workers stopped");
+        }
+    });
+    Ok(Running {
+        tasks: vec![pods, node_agent, runtime],
+    })
+}

@@ -1,0 +1,217 @@
+//! Pods that run: `cox server` with its node agent (runtime, kubelet, scheduler), driven with
+//! the real kubectl as the tutorial does. The node registers and is Ready, `kubectl run` gives a
+//! Running pod with an IP that serves, a crashing container goes into CrashLoopBackOff with
+//! its restarts counted, env comes from ConfigMaps and Secrets, and deleting a pod removes it
+//! from the runtime.
+
+mod cluster;
+
+use std::time::{Duration, Instant};
+
+use cluster::Cluster;
+
+fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn jsonpath(cluster: &Cluster, object: &str, path: &str) -> String {
+    let output = cluster.kubectl(&["get", object, "-o", &format!("jsonpath={path}")]);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Pod sandboxes the node's runtime holds.
+fn sandboxes(cluster: &Cluster) -> String {
+    let socket = cluster.data_dir().join("agent/runtime/cri.sock");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cox"))
+        .arg("crictl")
+        .arg("--runtime-endpoint")
+        .arg(format!("unix://{}", socket.display()))
+        .args(["pods", "-q"])
+        .output()
+        .expect("cox crictl");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn kubectl_run_gives_a_running_pod_that_serves_restarts_and_goes_away() {
+    let cluster = Cluster::start_with_agent();
+    wait_until("the node to be Ready", Duration::from_secs(30), || {
+        jsonpath(
+            &cluster,
+            "node/node-1",
+            "{.status.conditions[?(@.type=='Ready')].status}",
+        ) == "True"
+    });
+
+    let created = cluster.kubectl(&["run", "my-nginx", "--image=nginx:1.22-cox"]);
+    assert!(created.status.success(), "{created:?}");
+    let ready = cluster.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/my-nginx",
+        "--timeout=60s",
+    ]);
+    assert!(
+        ready.status.success(),
+        "pod never Ready: {}\n{}",
+        String::from_utf8_lossy(&ready.stderr),
+        cluster.server_log()
+    );
+    assert_eq!(
+        jsonpath(&cluster, "pod/my-nginx", "{.status.phase}"),
+        "Running"
+    );
+    assert_eq!(
+        jsonpath(&cluster, "pod/my-nginx", "{.spec.nodeName}"),
+        "node-1"
+    );
+    let ip = jsonpath(&cluster, "pod/my-nginx", "{.status.podIP}");
+    assert!(
+        ip.starts_with("10.42.0."),
+        "pod IP {ip:?} from the node's range"
+    );
+    let page = cluster.exec(
+        "curl",
+        &["-sS", "--max-time", "5", &format!("http://{ip}/")],
+    );
+    assert!(
+        String::from_utf8_lossy(&page.stdout).contains("Welcome to nginx!"),
+        "{page:?}"
+    );
+    let container_id = jsonpath(
+        &cluster,
+        "pod/my-nginx",
+        "{.status.containerStatuses[0].containerID}",
+    );
+    assert!(container_id.starts_with("cox://"), "{container_id}");
+    let describe = cluster.kubectl(&["describe", "pod", "my-nginx"]);
+    let describe = String::from_utf8_lossy(&describe.stdout);
+    for expected in [
+        "Scheduled",
+        "Created",
+        "Started",
+        "Successfully assigned default/my-nginx to node-1",
+    ] {
+        assert!(
+            describe.contains(expected),
+            "describe lacks {expected}:\n{describe}"
+        );
+    }
+
+    // A container that keeps failing is restarted with back-off.
+    let crasher = cluster.kubectl(&[
+        "run",
+        "crasher",
+        "--image=busybox:1.36",
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert!(crasher.status.success());
+    wait_until(
+        "restarts of the crashing container",
+        Duration::from_secs(60),
+        || {
+            jsonpath(
+                &cluster,
+                "pod/crasher",
+                "{.status.containerStatuses[0].restartCount}",
+            )
+            .parse::<u32>()
+            .is_ok_and(|n| n >= 1)
+        },
+    );
+    wait_until("CrashLoopBackOff", Duration::from_secs(60), || {
+        jsonpath(
+            &cluster,
+            "pod/crasher",
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        ) == "CrashLoopBackOff"
+    });
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "pod/crasher",
+            "{.status.containerStatuses[0].lastState.terminated.exitCode}"
+        ),
+        "3"
+    );
+
+    // Deleting pods removes them from the runtime.
+    let deleted = cluster.kubectl(&["delete", "pod", "my-nginx", "crasher"]);
+    assert!(deleted.status.success());
+    wait_until("the sandboxes to go", Duration::from_secs(30), || {
+        sandboxes(&cluster).trim().is_empty()
+    });
+}
+
+#[test]
+fn env_comes_from_values_configmaps_secrets_and_the_downward_api() {
+    let cluster = Cluster::start_with_agent();
+    let manifest = cluster.file(
+        "env.yaml",
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {GREETING: hello, MODE: fast}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {PASSWORD: s3cret}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: env-test, labels: {app: env}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sh", "-c", "echo G=$GREETING M=$CFG_MODE P=$PASSWORD N=$POD_NAME A=$APP X=$EXPANDED"]
+    envFrom:
+    - configMapRef: {name: settings}
+    - prefix: CFG_
+      configMapRef: {name: settings}
+    env:
+    - name: PASSWORD
+      valueFrom: {secretKeyRef: {name: creds, key: PASSWORD}}
+    - name: POD_NAME
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    - name: APP
+      valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}
+    - name: EXPANDED
+      value: "$(GREETING)-world"
+"#,
+    );
+    cluster.ok(&["apply", "-f", &manifest]);
+    wait_until("the pod to succeed", Duration::from_secs(60), || {
+        jsonpath(&cluster, "pod/env-test", "{.status.phase}") == "Succeeded"
+    });
+    let uid = jsonpath(&cluster, "pod/env-test", "{.metadata.uid}");
+    let log = cluster
+        .dir
+        .path()
+        .join("pod-logs")
+        .join(format!("default_env-test_{uid}"))
+        .join("main/0.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    assert!(
+        text.contains("G=hello M=fast P=s3cret N=env-test A=env X=hello-world"),
+        "{text}"
+    );
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "pod/env-test",
+            "{.status.containerStatuses[0].state.terminated.reason}"
+        ),
+        "Completed"
+    );
+}

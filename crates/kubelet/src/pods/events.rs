@@ -1,0 +1,85 @@
+//! Events about pods, as upstream's kubelet records them (core/v1 Events, source `kubelet`),
+//! so that `kubectl describe pod` shows them.
+
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use kube::api::{Api, PostParams};
+
+/// Where events are recorded from.
+#[derive(Clone)]
+pub struct Events {
+    client: kube::Client,
+    node: String,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Events {
+    pub fn new(client: kube::Client, node: &str) -> Self {
+        Events {
+            client,
+            node: node.to_string(),
+        }
+    }
+
+    pub async fn normal(&self, pod: &Pod, reason: &str, message: &str) {
+        self.record(pod, "Normal", reason, message).await;
+    }
+
+    pub async fn warning(&self, pod: &Pod, reason: &str, message: &str) {
+        self.record(pod, "Warning", reason, message).await;
+    }
+
+    /// Best effort: an event that cannot be written is logged, never an error of the pod's.
+    async fn record(&self, pod: &Pod, kind: &str, reason: &str, message: &str) {
+        let namespace = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let now = jiff::Timestamp::now();
+        let event = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{name}.")),
+                namespace: Some(namespace.clone()),
+                ..Default::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(name),
+                namespace: Some(namespace.clone()),
+                uid: pod.metadata.uid.clone(),
+                resource_version: pod.metadata.resource_version.clone(),
+                field_path: None,
+            },
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            type_: Some(kind.into()),
+            source: Some(EventSource {
+                component: Some("kubelet".into()),
+                host: Some(self.node.clone()),
+            }),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            event_time: Some(MicroTime(now)),
+            count: Some(1),
+            reporting_component: Some("kubelet".into()),
+            reporting_instance: Some(self.node.clone()),
+            action: None,
+            related: None,
+            series: None,
+        };
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        if let Err(e) = events.create(&PostParams::default(), &event).await {
+            tracing::debug!(error = %e, reason, "event not recorded");
+        }
+    }
+}

@@ -1,0 +1,532 @@
+//! One pod's worker: converges the runtime to the pod's spec through the CRI, and writes back
+//! the pod's status. It runs whenever the pod changes, and every second while it lives (that is
+//! how container exits, back-offs and readiness are noticed).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use cox_cri::v1;
+use cox_cri::v1::image_service_client::ImageServiceClient;
+use cox_cri::v1::runtime_service_client::RuntimeServiceClient;
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use tonic::transport::Channel;
+
+use super::config::{self, CONTAINER_NAME, POD_UID, PodDefaults};
+use super::env;
+use super::events::Events;
+use super::status::{self, ContainerView, Observed};
+
+/// Upstream's container restart back-off: 10 s, doubling, at most 5 minutes.
+const BACKOFF_START: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// The CRI runtime, through its two services.
+#[derive(Debug, Clone)]
+pub struct Cri {
+    pub runtime: RuntimeServiceClient<Channel>,
+    pub images: ImageServiceClient<Channel>,
+    /// The runtime's name, for container IDs (`cox://...`).
+    pub name: String,
+}
+
+/// What one worker keeps between syncs.
+#[derive(Debug, Default)]
+pub struct PodState {
+    /// Per container: when it may next restart, and the back-off after that.
+    backoff: HashMap<String, (Instant, Duration)>,
+    /// Per container: why it is waiting, when the kubelet knows (image pulls, config errors).
+    waiting: HashMap<String, (String, String)>,
+}
+
+/// Everything a worker needs.
+#[derive(Clone)]
+pub struct Context {
+    pub client: kube::Client,
+    pub cri: Cri,
+    pub defaults: PodDefaults,
+    pub node_name: String,
+    pub node_ip: String,
+    pub events: Events,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("node_name", &self.node_name)
+            .field("runtime", &self.cri.name)
+            .finish_non_exhaustive()
+    }
+}
+
+type Result<T> = std::result::Result<T, super::Error>;
+
+fn cri_error(what: &str) -> impl Fn(tonic::Status) -> super::Error + '_ {
+    move |status| super::Error::Runtime(format!("{what}: {}", status.message()))
+}
+
+impl Context {
+    /// The sandboxes the runtime has for a pod, newest first.
+    async fn sandboxes(&self, uid: &str) -> Result<Vec<v1::PodSandbox>> {
+        let mut runtime = self.cri.runtime.clone();
+        let mut items = runtime
+            .list_pod_sandbox(v1::ListPodSandboxRequest {
+                filter: Some(v1::PodSandboxFilter {
+                    label_selector: HashMap::from([(POD_UID.to_string(), uid.to_string())]),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .map_err(cri_error("listing pod sandboxes"))?
+            .into_inner()
+            .items;
+        items.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        Ok(items)
+    }
+
+    /// The containers of a sandbox, newest first.
+    async fn containers(&self, sandbox: &str) -> Result<Vec<v1::Container>> {
+        let mut runtime = self.cri.runtime.clone();
+        let mut containers = runtime
+            .list_containers(v1::ListContainersRequest {
+                filter: Some(v1::ContainerFilter {
+                    pod_sandbox_id: sandbox.to_string(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .map_err(cri_error("listing containers"))?
+            .into_inner()
+            .containers;
+        containers.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+        Ok(containers)
+    }
+
+    async fn container_status(&self, id: &str) -> Result<v1::ContainerStatus> {
+        let mut runtime = self.cri.runtime.clone();
+        runtime
+            .container_status(v1::ContainerStatusRequest {
+                container_id: id.to_string(),
+                verbose: false,
+            })
+            .await
+            .map_err(cri_error("reading a container's status"))?
+            .into_inner()
+            .status
+            .ok_or_else(|| super::Error::Runtime("the runtime returned no container status".into()))
+    }
+
+    /// Stops and removes everything the runtime has for pod `uid` (`grace` seconds for the
+    /// containers' stop signal).
+    pub async fn tear_down(&self, uid: &str, grace: i64) -> Result<()> {
+        let mut runtime = self.cri.runtime.clone();
+        for sandbox in self.sandboxes(uid).await? {
+            for container in self.containers(&sandbox.id).await? {
+                if container.state == v1::ContainerState::ContainerRunning as i32 {
+                    runtime
+                        .stop_container(v1::StopContainerRequest {
+                            container_id: container.id.clone(),
+                            timeout: grace,
+                        })
+                        .await
+                        .map_err(cri_error("stopping a container"))?;
+                }
+            }
+            runtime
+                .stop_pod_sandbox(v1::StopPodSandboxRequest {
+                    pod_sandbox_id: sandbox.id.clone(),
+                })
+                .await
+                .map_err(cri_error("stopping a pod sandbox"))?;
+            runtime
+                .remove_pod_sandbox(v1::RemovePodSandboxRequest {
+                    pod_sandbox_id: sandbox.id,
+                })
+                .await
+                .map_err(cri_error("removing a pod sandbox"))?;
+        }
+        Ok(())
+    }
+
+    /// Brings the runtime to the pod's spec, then writes the pod's status.
+    pub async fn sync(&self, pod: &Pod, state: &mut PodState) -> Result<()> {
+        let (namespace, name, uid) = config::identity(pod);
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        if pod.metadata.deletion_timestamp.is_some() {
+            let grace = pod
+                .metadata
+                .deletion_grace_period_seconds
+                .or_else(|| {
+                    pod.spec
+                        .as_ref()
+                        .and_then(|s| s.termination_grace_period_seconds)
+                })
+                .unwrap_or(30);
+            self.tear_down(&uid, grace).await?;
+            // The kubelet ends a graceful deletion once the pod is gone from the node.
+            let params = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(kube::api::Preconditions {
+                    uid: Some(uid.clone()),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            let _ = pods.delete(&name, &params).await;
+            return Ok(());
+        }
+        let finished = matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
+        let sandbox = self.ensure_sandbox(pod, &uid, finished).await?;
+        let mut observed = Observed {
+            pod_ip: None,
+            host_ip: self.node_ip.clone(),
+            runtime_name: self.cri.name.clone(),
+            containers: HashMap::new(),
+        };
+        if let Some(sandbox) = &sandbox {
+            let mut runtime = self.cri.runtime.clone();
+            let status = runtime
+                .pod_sandbox_status(v1::PodSandboxStatusRequest {
+                    pod_sandbox_id: sandbox.clone(),
+                    verbose: false,
+                })
+                .await
+                .map_err(cri_error("reading the sandbox's status"))?
+                .into_inner();
+            observed.pod_ip = status
+                .status
+                .and_then(|s| s.network)
+                .map(|n| n.ip)
+                .filter(|ip| !ip.is_empty())
+                .or_else(|| {
+                    pod.spec
+                        .as_ref()
+                        .and_then(|s| s.host_network)
+                        .filter(|host| *host)
+                        .map(|_| self.node_ip.clone())
+                });
+            let containers = self.containers(sandbox).await?;
+            for container in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+                let view = self
+                    .sync_container(pod, sandbox, container, &containers, state, finished)
+                    .await?;
+                observed.containers.insert(container.name.clone(), view);
+            }
+        }
+        let new_status = status::pod_status(pod, &observed);
+        let changed =
+            serde_json::to_value(&new_status).ok() != serde_json::to_value(&pod.status).ok();
+        if changed {
+            let patch = serde_json::json!({"status": new_status});
+            pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(super::Error::Api)?;
+        }
+        Ok(())
+    }
+
+    /// The pod's ready sandbox, made if needed (none for a finished pod that has none).
+    async fn ensure_sandbox(&self, pod: &Pod, uid: &str, finished: bool) -> Result<Option<String>> {
+        let sandboxes = self.sandboxes(uid).await?;
+        if let Some(ready) = sandboxes
+            .iter()
+            .find(|s| s.state == v1::PodSandboxState::SandboxReady as i32)
+        {
+            return Ok(Some(ready.id.clone()));
+        }
+        if finished {
+            return Ok(sandboxes.first().map(|s| s.id.clone()));
+        }
+        let attempt = u32::try_from(sandboxes.len()).unwrap_or(u32::MAX);
+        let sandbox_config = config::sandbox_config(&self.defaults, pod, attempt);
+        let mut runtime = self.cri.runtime.clone();
+        let id = runtime
+            .run_pod_sandbox(v1::RunPodSandboxRequest {
+                config: Some(sandbox_config),
+                runtime_handler: String::new(),
+            })
+            .await
+            .map_err(cri_error("creating the pod sandbox"))?
+            .into_inner()
+            .pod_sandbox_id;
+        Ok(Some(id))
+    }
+
+    /// Converges one container: starts it, restarts it by the restart policy (with back-off),
+    /// or leaves it; returns what the status needs.
+    async fn sync_container(
+        &self,
+        pod: &Pod,
+        sandbox: &str,
+        container: &Container,
+        containers: &[v1::Container],
+        state: &mut PodState,
+        finished: bool,
+    ) -> Result<ContainerView> {
+        let mine: Vec<&v1::Container> = containers
+            .iter()
+            .filter(|c| c.labels.get(CONTAINER_NAME) == Some(&container.name))
+            .collect();
+        let mut view = ContainerView::default();
+        if let Some(latest) = mine.first() {
+            view.current = Some(self.container_status(&latest.id).await?);
+            view.restart_count = latest
+                .metadata
+                .as_ref()
+                .map(|m| i32::try_from(m.attempt).unwrap_or(i32::MAX))
+                .unwrap_or(0);
+            if let Some(previous) = mine.get(1) {
+                view.previous = Some(self.container_status(&previous.id).await?);
+            }
+        }
+        let current_state = view.current.as_ref().map(|c| c.state);
+        let policy = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always");
+        let start_attempt = match current_state {
+            Some(s) if s == v1::ContainerState::ContainerRunning as i32 => {
+                state.waiting.remove(&container.name);
+                return Ok(view);
+            }
+            Some(s) if s == v1::ContainerState::ContainerCreated as i32 => {
+                // Created but not started (a restart of the kubelet in between): start it.
+                let id = mine.first().map(|c| c.id.clone()).unwrap_or_default();
+                self.start(pod, container, &id).await?;
+                view.current = Some(self.container_status(&id).await?);
+                return Ok(view);
+            }
+            Some(_) => {
+                let exit = view.current.as_ref().map(|c| c.exit_code).unwrap_or(0);
+                let restart = !finished
+                    && match policy {
+                        "Never" => false,
+                        "OnFailure" => exit != 0,
+                        _ => true,
+                    };
+                if !restart {
+                    return Ok(view);
+                }
+                let (next, delay) = state
+                    .backoff
+                    .get(&container.name)
+                    .copied()
+                    .unwrap_or((Instant::now(), BACKOFF_START));
+                if Instant::now() < next {
+                    let message = format!(
+                        "back-off {}s restarting failed container={} pod={}_{}({})",
+                        delay.as_secs() / 2,
+                        container.name,
+                        pod.metadata.name.as_deref().unwrap_or_default(),
+                        pod.metadata.namespace.as_deref().unwrap_or_default(),
+                        pod.metadata.uid.as_deref().unwrap_or_default()
+                    );
+                    if state.waiting.get(&container.name).map(|w| w.0.as_str())
+                        != Some("CrashLoopBackOff")
+                    {
+                        self.events
+                            .warning(
+                                pod,
+                                "BackOff",
+                                &format!(
+                                    "Back-off restarting failed container {} in pod {}",
+                                    container.name,
+                                    pod.metadata.name.as_deref().unwrap_or_default()
+                                ),
+                            )
+                            .await;
+                    }
+                    state
+                        .waiting
+                        .insert(container.name.clone(), ("CrashLoopBackOff".into(), message));
+                    view.waiting = state.waiting.get(&container.name).cloned();
+                    return Ok(view);
+                }
+                state.backoff.insert(
+                    container.name.clone(),
+                    (Instant::now() + delay, (delay * 2).min(BACKOFF_MAX)),
+                );
+                u32::try_from(view.restart_count).unwrap_or(0) + 1
+            }
+            None => 0,
+        };
+        match self
+            .create_and_start(pod, sandbox, container, start_attempt, state)
+            .await
+        {
+            Ok(id) => {
+                state.waiting.remove(&container.name);
+                view.previous = view.current.take();
+                view.current = Some(self.container_status(&id).await?);
+                view.restart_count = i32::try_from(start_attempt).unwrap_or(i32::MAX);
+            }
+            Err(reason) => {
+                if reason.0 == "ErrImagePull" {
+                    let delay = state
+                        .backoff
+                        .get(&container.name)
+                        .map_or(BACKOFF_START, |b| b.1);
+                    state.backoff.insert(
+                        container.name.clone(),
+                        (Instant::now() + delay, (delay * 2).min(BACKOFF_MAX)),
+                    );
+                }
+                state.waiting.insert(container.name.clone(), reason);
+                view.waiting = state.waiting.get(&container.name).cloned();
+            }
+        }
+        Ok(view)
+    }
+
+    /// Pulls (by the pull policy), creates and starts a container; on failure, the waiting
+    /// reason and message upstream's kubelet shows.
+    async fn create_and_start(
+        &self,
+        pod: &Pod,
+        sandbox: &str,
+        container: &Container,
+        attempt: u32,
+        state: &PodState,
+    ) -> std::result::Result<String, (String, String)> {
+        let image = container.image.clone().unwrap_or_default();
+        let image_ref = self.ensure_image(pod, container, &image, state).await?;
+        let env = env::resolve(&self.client, pod, container, &self.node_ip)
+            .await
+            .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
+        let container_config = config::container_config(pod, container, &image_ref, attempt, env);
+        let sandbox_config = config::sandbox_config(&self.defaults, pod, 0);
+        let mut runtime = self.cri.runtime.clone();
+        let id = runtime
+            .create_container(v1::CreateContainerRequest {
+                pod_sandbox_id: sandbox.to_string(),
+                config: Some(container_config),
+                sandbox_config: Some(sandbox_config),
+            })
+            .await
+            .map_err(|s| {
+                let message = s.message().to_string();
+                let pod = pod.clone();
+                let events = self.events.clone();
+                let warning = format!("Error: {message}");
+                tokio::spawn(async move { events.warning(&pod, "Failed", &warning).await });
+                ("CreateContainerError".to_string(), message)
+            })?
+            .into_inner()
+            .container_id;
+        self.events
+            .normal(
+                pod,
+                "Created",
+                &format!("Created container: {}", container.name),
+            )
+            .await;
+        self.start(pod, container, &id)
+            .await
+            .map_err(|e| ("RunContainerError".to_string(), e.to_string()))?;
+        Ok(id)
+    }
+
+    async fn start(&self, pod: &Pod, container: &Container, id: &str) -> Result<()> {
+        let mut runtime = self.cri.runtime.clone();
+        runtime
+            .start_container(v1::StartContainerRequest {
+                container_id: id.to_string(),
+            })
+            .await
+            .map_err(cri_error("starting a container"))?;
+        self.events
+            .normal(
+                pod,
+                "Started",
+                &format!("Started container {}", container.name),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Makes the image present by the container's pull policy; returns the image to run.
+    async fn ensure_image(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        image: &str,
+        state: &PodState,
+    ) -> std::result::Result<String, (String, String)> {
+        let mut images = self.cri.images.clone();
+        let present = images
+            .image_status(v1::ImageStatusRequest {
+                image: Some(v1::ImageSpec {
+                    image: image.to_string(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
+            .await
+            .map_err(|s| ("ErrImagePull".to_string(), s.message().to_string()))?
+            .into_inner()
+            .image;
+        let policy = container
+            .image_pull_policy
+            .as_deref()
+            .unwrap_or("IfNotPresent");
+        match (&present, policy) {
+            (Some(found), "IfNotPresent" | "Never") => return Ok(found.id.clone()),
+            (None, "Never") => {
+                return Err((
+                    "ErrImageNeverPull".into(),
+                    format!("Container image \"{image}\" is not present with pull policy of Never"),
+                ));
+            }
+            _ => {}
+        }
+        // After a failed pull, wait out the back-off as ImagePullBackOff.
+        if let Some((reason, _)) = state.waiting.get(&container.name)
+            && (reason == "ErrImagePull" || reason == "ImagePullBackOff")
+            && let Some((next, _)) = state.backoff.get(&container.name)
+            && Instant::now() < *next
+        {
+            return Err((
+                "ImagePullBackOff".into(),
+                format!("Back-off pulling image \"{image}\""),
+            ));
+        }
+        self.events
+            .normal(pod, "Pulling", &format!("Pulling image \"{image}\""))
+            .await;
+        let started = Instant::now();
+        let pulled = images
+            .pull_image(v1::PullImageRequest {
+                image: Some(v1::ImageSpec {
+                    image: image.to_string(),
+                    ..Default::default()
+                }),
+                auth: None,
+                sandbox_config: None,
+            })
+            .await;
+        match pulled {
+            Ok(response) => {
+                self.events
+                    .normal(
+                        pod,
+                        "Pulled",
+                        &format!(
+                            "Successfully pulled image \"{image}\" in {:.3}s",
+                            started.elapsed().as_secs_f64()
+                        ),
+                    )
+                    .await;
+                Ok(response.into_inner().image_ref)
+            }
+            Err(status) => {
+                let message = format!("Failed to pull image \"{image}\": {}", status.message());
+                self.events.warning(pod, "Failed", &message).await;
+                Err(("ErrImagePull".into(), message))
+            }
+        }
+    }
+}
