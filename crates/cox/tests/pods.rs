@@ -215,3 +215,95 @@ spec:
         "Completed"
     );
 }
+
+#[test]
+fn probes_drive_readiness_and_restart_unhealthy_containers() {
+    let cluster = Cluster::start_with_agent();
+    let manifest = cluster.file(
+        "probes.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: ready-flip}
+spec:
+  containers:
+  - name: web
+    image: busybox:1.36
+    command: ["sh", "-c", "mkdir -p /w; (sleep 2; touch /w/ready; sleep 5; rm /w/ready) & exec httpd -f -p 8080 -h /w"]
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe:
+      httpGet: {path: /ready, port: http}
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: liveness}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox:1.36
+    command: ["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; sleep 600"]
+    livenessProbe:
+      exec: {command: ["cat", "/tmp/healthy"]}
+      periodSeconds: 1
+      failureThreshold: 2
+"#,
+    );
+    cluster.ok(&["apply", "-f", &manifest]);
+    let ready = || {
+        jsonpath(
+            &cluster,
+            "pod/ready-flip",
+            "{.status.containerStatuses[0].ready}",
+        )
+    };
+    wait_until(
+        "the readiness probe to pass",
+        Duration::from_secs(30),
+        || ready() == "true",
+    );
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "pod/ready-flip",
+            "{.status.conditions[?(@.type=='Ready')].status}"
+        ),
+        "True"
+    );
+    wait_until(
+        "the readiness probe to fail again",
+        Duration::from_secs(30),
+        || ready() == "false",
+    );
+    assert_eq!(
+        jsonpath(&cluster, "pod/ready-flip", "{.status.phase}"),
+        "Running",
+        "an unready container keeps running"
+    );
+
+    wait_until(
+        "a restart after failed liveness probes",
+        Duration::from_secs(60),
+        || {
+            jsonpath(
+                &cluster,
+                "pod/liveness",
+                "{.status.containerStatuses[0].restartCount}",
+            )
+            .parse::<u32>()
+            .is_ok_and(|n| n >= 1)
+        },
+    );
+    let events = cluster.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=liveness",
+    ]);
+    assert!(
+        events.contains("Unhealthy") && events.contains("failed liveness probe"),
+        "{events}"
+    );
+}

@@ -11,11 +11,13 @@
 //! - [`env`]: the environment (`env`, `envFrom`, `valueFrom`, `$(VAR)` expansion).
 //! - [`status`]: the pod's status from what the runtime reports.
 //! - [`events`]: the events `kubectl describe` shows.
+//! - [`probes`]: liveness, readiness and startup probes.
 //! - [`worker`]: one pod's convergence.
 
 pub mod config;
 pub mod env;
 pub mod events;
+pub mod probes;
 pub mod resources;
 pub mod status;
 pub mod worker;

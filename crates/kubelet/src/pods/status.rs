@@ -23,6 +23,8 @@ pub struct ContainerView {
     /// Why it is not running, when the kubelet knows better than the runtime
     /// (`ContainerCreating`, `ErrImagePull`, `CrashLoopBackOff`, ...).
     pub waiting: Option<(String, String)>,
+    /// What its probes say of readiness; `None`: ready whenever it runs.
+    pub ready: Option<bool>,
 }
 
 /// What the kubelet observed of a pod.
@@ -129,6 +131,7 @@ fn container_statuses(pod: &Pod, observed: &Observed) -> Vec<ContainerStatus> {
                 _ => None,
             };
             let running = state.running.is_some();
+            let ready = running && view.ready.unwrap_or(true);
             ContainerStatus {
                 name: container.name.clone(),
                 image: container.image.clone().unwrap_or_default(),
@@ -141,7 +144,7 @@ fn container_statuses(pod: &Pod, observed: &Observed) -> Vec<ContainerStatus> {
                     .current
                     .as_ref()
                     .map(|c| format!("{}://{}", observed.runtime_name, c.id)),
-                ready: running,
+                ready,
                 started: Some(running),
                 restart_count: view.restart_count,
                 state: Some(state),

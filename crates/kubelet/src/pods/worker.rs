@@ -37,6 +37,14 @@ pub struct PodState {
     backoff: HashMap<String, (Instant, Duration)>,
     /// Per container: why it is waiting, when the kubelet knows (image pulls, config errors).
     waiting: HashMap<String, (String, String)>,
+    probes: super::probes::Probes,
+}
+
+/// The pod's sandbox, as a container's sync needs it.
+#[derive(Debug, Clone, Copy)]
+struct Sandbox<'a> {
+    id: &'a str,
+    pod_ip: Option<&'a str>,
 }
 
 /// Everything a worker needs.
@@ -209,9 +217,21 @@ impl Context {
                         .map(|_| self.node_ip.clone())
                 });
             let containers = self.containers(sandbox).await?;
+            let live: Vec<String> = containers.iter().map(|c| c.id.clone()).collect();
+            state.probes.keep_only(&live);
             for container in pod.spec.iter().flat_map(|s| s.containers.iter()) {
                 let view = self
-                    .sync_container(pod, sandbox, container, &containers, state, finished)
+                    .sync_container(
+                        pod,
+                        Sandbox {
+                            id: sandbox,
+                            pod_ip: observed.pod_ip.as_deref(),
+                        },
+                        container,
+                        &containers,
+                        state,
+                        finished,
+                    )
                     .await?;
                 observed.containers.insert(container.name.clone(), view);
             }
@@ -260,7 +280,7 @@ impl Context {
     async fn sync_container(
         &self,
         pod: &Pod,
-        sandbox: &str,
+        sandbox: Sandbox<'_>,
         container: &Container,
         containers: &[v1::Container],
         state: &mut PodState,
@@ -291,6 +311,8 @@ impl Context {
         let start_attempt = match current_state {
             Some(s) if s == v1::ContainerState::ContainerRunning as i32 => {
                 state.waiting.remove(&container.name);
+                self.probe(pod, container, &mut view, state, sandbox.pod_ip)
+                    .await;
                 return Ok(view);
             }
             Some(s) if s == v1::ContainerState::ContainerCreated as i32 => {
@@ -355,7 +377,7 @@ impl Context {
             None => 0,
         };
         match self
-            .create_and_start(pod, sandbox, container, start_attempt, state)
+            .create_and_start(pod, sandbox.id, container, start_attempt, state)
             .await
         {
             Ok(id) => {
@@ -380,6 +402,54 @@ impl Context {
             }
         }
         Ok(view)
+    }
+
+    /// Runs the running container's probes: readiness into the view, a failed liveness or
+    /// startup probe kills the container (the restart policy brings it back).
+    async fn probe(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        view: &mut ContainerView,
+        state: &mut PodState,
+        pod_ip: Option<&str>,
+    ) {
+        let Some(current) = &view.current else { return };
+        if container.liveness_probe.is_none()
+            && container.readiness_probe.is_none()
+            && container.startup_probe.is_none()
+        {
+            return;
+        }
+        let now_ns = jiff::Timestamp::now().as_nanosecond();
+        let age = u64::try_from(now_ns - i128::from(current.started_at)).unwrap_or(0);
+        let started = Instant::now()
+            .checked_sub(Duration::from_nanos(age))
+            .unwrap_or_else(Instant::now);
+        let verdict = state
+            .probes
+            .check(&self.cri, container, &current.id, started, pod_ip)
+            .await;
+        view.ready = Some(verdict.ready);
+        for message in &verdict.unhealthy {
+            self.events.warning(pod, "Unhealthy", message).await;
+        }
+        if let Some(reason) = verdict.kill {
+            self.events.normal(pod, "Killing", &reason).await;
+            let grace = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+                .unwrap_or(30);
+            let mut runtime = self.cri.runtime.clone();
+            let _ = runtime
+                .stop_container(v1::StopContainerRequest {
+                    container_id: current.id.clone(),
+                    timeout: grace,
+                })
+                .await;
+            view.ready = Some(false);
+        }
     }
 
     /// Pulls (by the pull policy), creates and starts a container; on failure, the waiting
