@@ -128,6 +128,7 @@ pub async fn start(
             log_root: args.pod_log_dir.clone(),
             cluster_dns: args.cluster_dns.clone(),
             cluster_domain: agent.cluster_domain.clone(),
+            pods_root: agent.data_dir.join("agent/kubelet/pods"),
         },
     };
     let pods = tokio::spawn(async move {

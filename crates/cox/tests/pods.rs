@@ -23,19 +23,6 @@ fn jsonpath(cluster: &Cluster, object: &str, path: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// Pod sandboxes the node's runtime holds.
-fn sandboxes(cluster: &Cluster) -> String {
-    let socket = cluster.data_dir().join("agent/runtime/cri.sock");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cox"))
-        .arg("crictl")
-        .arg("--runtime-endpoint")
-        .arg(format!("unix://{}", socket.display()))
-        .args(["pods", "-q"])
-        .output()
-        .expect("cox crictl");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 #[test]
 fn kubectl_run_gives_a_running_pod_that_serves_restarts_and_goes_away() {
     let cluster = Cluster::start_with_agent();
@@ -146,7 +133,7 @@ fn kubectl_run_gives_a_running_pod_that_serves_restarts_and_goes_away() {
     let deleted = cluster.kubectl(&["delete", "pod", "my-nginx", "crasher"]);
     assert!(deleted.status.success());
     wait_until("the sandboxes to go", Duration::from_secs(30), || {
-        sandboxes(&cluster).trim().is_empty()
+        cluster.sandboxes().trim().is_empty()
     });
 }
 
@@ -191,9 +178,16 @@ spec:
 "#,
     );
     cluster.ok(&["apply", "-f", &manifest]);
-    wait_until("the pod to succeed", Duration::from_secs(60), || {
-        jsonpath(&cluster, "pod/env-test", "{.status.phase}") == "Succeeded"
-    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while jsonpath(&cluster, "pod/env-test", "{.status.phase}") != "Succeeded" {
+        assert!(
+            Instant::now() < deadline,
+            "the pod never succeeded: {}\n{}",
+            cluster.ok(&["get", "pod", "env-test", "-o", "yaml"]),
+            cluster.server_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let uid = jsonpath(&cluster, "pod/env-test", "{.metadata.uid}");
     let log = cluster
         .dir
@@ -305,5 +299,152 @@ spec:
     assert!(
         events.contains("Unhealthy") && events.contains("failed liveness probe"),
         "{events}"
+    );
+}
+
+/// Runs a command in a pod's container through the node's runtime.
+fn crictl_exec(cluster: &Cluster, pod: &str, command: &[&str]) -> std::process::Output {
+    let id = jsonpath(
+        cluster,
+        &format!("pod/{pod}"),
+        "{.status.containerStatuses[0].containerID}",
+    );
+    let id = id.trim_start_matches("cox://").to_string();
+    let socket = cluster.data_dir().join("agent/runtime/cri.sock");
+    std::process::Command::new(env!("CARGO_BIN_EXE_cox"))
+        .arg("crictl")
+        .arg("--runtime-endpoint")
+        .arg(format!("unix://{}", socket.display()))
+        .arg("exec")
+        .arg(&id)
+        .args(command)
+        .output()
+        .expect("cox crictl exec")
+}
+
+#[test]
+fn volumes_mount_and_configmap_files_change_in_place() {
+    let cluster = Cluster::start_with_agent();
+    let host_dir = cluster.dir.path().join("host-data");
+    let manifest = cluster.file(
+        "volumes.yaml",
+        &format!(
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: app-config}}
+data: {{greeting: hello, other: x}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: app-secret}}
+stringData: {{token: s3cret}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: volumes, labels: {{tier: web}}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sh", "-c", "echo scratch > /scratch/file; sleep 600"]
+    volumeMounts:
+    - {{name: config, mountPath: /etc/config}}
+    - {{name: secret, mountPath: /etc/secret, readOnly: true}}
+    - {{name: scratch, mountPath: /scratch}}
+    - {{name: memory, mountPath: /fast}}
+    - {{name: host, mountPath: /host}}
+    - {{name: host, mountPath: /host-sub, subPath: nested}}
+    - {{name: info, mountPath: /etc/podinfo}}
+  volumes:
+  - name: config
+    configMap: {{name: app-config, items: [{{key: greeting, path: greeting.txt}}]}}
+  - name: secret
+    secret: {{secretName: app-secret}}
+  - name: scratch
+    emptyDir: {{}}
+  - name: memory
+    emptyDir: {{medium: Memory}}
+  - name: host
+    hostPath: {{path: {host}, type: DirectoryOrCreate}}
+  - name: info
+    downwardAPI: {{items: [{{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}]}}
+"#,
+            host = host_dir.display()
+        ),
+    );
+    cluster.ok(&["apply", "-f", &manifest]);
+    let ready = cluster.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/volumes",
+        "--timeout=60s",
+    ]);
+    assert!(
+        ready.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&ready.stderr),
+        cluster.server_log()
+    );
+    let read = |path: &str| {
+        let output = crictl_exec(&cluster, "volumes", &["cat", path]);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert_eq!(read("/etc/config/greeting.txt"), "hello");
+    assert_eq!(read("/etc/secret/token"), "s3cret");
+    assert_eq!(read("/etc/podinfo/labels"), "tier=\"web\"");
+    assert_eq!(read("/scratch/file"), "scratch\n");
+    assert!(
+        host_dir.is_dir(),
+        "DirectoryOrCreate made the host directory"
+    );
+    assert!(
+        host_dir.join("nested").is_dir(),
+        "a subPath is made on first use"
+    );
+    let written = crictl_exec(
+        &cluster,
+        "volumes",
+        &["sh", "-c", "echo from-pod > /host/out"],
+    );
+    assert!(written.status.success());
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("out")).expect("host file"),
+        "from-pod\n"
+    );
+    let denied = crictl_exec(
+        &cluster,
+        "volumes",
+        &["sh", "-c", "echo x > /etc/secret/token"],
+    );
+    assert!(!denied.status.success(), "a readOnly mount refuses writes");
+    let mounts = crictl_exec(&cluster, "volumes", &["cat", "/proc/mounts"]);
+    let mounts = String::from_utf8_lossy(&mounts.stdout);
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains(" /fast ") && l.starts_with("tmpfs")),
+        "{mounts}"
+    );
+
+    // A new ConfigMap reaches the running container's file, without a restart.
+    let updated = cluster.file(
+        "config2.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-config}\ndata: {greeting: bonjour, other: x}\n",
+    );
+    cluster.ok(&["apply", "-f", &updated]);
+    wait_until(
+        "the file to change in place",
+        Duration::from_secs(20),
+        || read("/etc/config/greeting.txt") == "bonjour",
+    );
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "pod/volumes",
+            "{.status.containerStatuses[0].restartCount}"
+        ),
+        "0"
     );
 }

@@ -268,31 +268,117 @@ fn path_str(path: &Path) -> &str {
     path.to_str().expect("temporary paths are UTF-8")
 }
 
+impl Cluster {
+    /// Pod sandboxes the node's runtime holds.
+    pub fn sandboxes(&self) -> String {
+        let socket = self.data_dir().join("agent/runtime/cri.sock");
+        let output = Command::new(env!("CARGO_BIN_EXE_cox"))
+            .arg("crictl")
+            .arg("--runtime-endpoint")
+            .arg(format!("unix://{}", socket.display()))
+            .args(["pods", "-q"])
+            .output();
+        output
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Removes every pod the way a user would (the kubelet tears each down), waiting until
+    /// the runtime holds none; then, whatever a failed test left, by force.
+    fn remove_pods(&mut self) {
+        let _ = self.kubectl(&[
+            "delete",
+            "pods",
+            "--all",
+            "--all-namespaces",
+            "--wait=false",
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.sandboxes().trim().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let socket = self.data_dir().join("agent/runtime/cri.sock");
+        let _ = Command::new(env!("CARGO_BIN_EXE_cox"))
+            .arg("crictl")
+            .arg("--runtime-endpoint")
+            .arg(format!("unix://{}", socket.display()))
+            .args(["--timeout", "60s", "rmp", "--all", "--force"])
+            .output();
+    }
+
+    /// After the server stopped: containers runc still knows, and the pods' cgroups.
+    fn force_clean(&self) {
+        let root = self.data_dir().join("agent/runtime");
+        let runc = root.join("runc");
+        let listed = Command::new("runc")
+            .arg("--root")
+            .arg(&runc)
+            .args(["list", "-q"])
+            .output();
+        for id in listed
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+            .lines()
+        {
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(&runc)
+                .args(["delete", "--force", id])
+                .output();
+        }
+        // Pod cgroups the runtime recorded: kill what is left in them, then remove them.
+        for entry in std::fs::read_dir(root.join("pods"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(record) = std::fs::read(entry.path().join("sandbox.json")) else {
+                continue;
+            };
+            let Ok(record) = serde_json::from_slice::<serde_json::Value>(&record) else {
+                continue;
+            };
+            let Some(parent) = record["cgroup_parent"].as_str() else {
+                continue;
+            };
+            for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let dir = hierarchy.path().join(parent.trim_start_matches('/'));
+                if dir.is_dir() {
+                    let _ = Command::new("sh")
+                        .arg("-c")
+                        .arg("find \"$1\" -name cgroup.procs -exec cat {} + | xargs -r kill -9; sleep 0.2; find \"$1\" -depth -type d -exec rmdir {} + 2>/dev/null")
+                        .arg("sh")
+                        .arg(&dir)
+                        .output();
+                }
+            }
+        }
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let dir = self.dir.path().display().to_string();
+        let mut points: Vec<&str> = info
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| p.starts_with(&dir))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for point in points {
+            let _ = Command::new("umount").args(["-l", point]).output();
+        }
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         if self.agent {
-            // Pods outlive the server by design: remove them through the runtime first.
-            let socket = self.data_dir().join("agent/runtime/cri.sock");
-            let _ = Command::new(env!("CARGO_BIN_EXE_cox"))
-                .arg("crictl")
-                .arg("--runtime-endpoint")
-                .arg(format!("unix://{}", socket.display()))
-                .args(["--timeout", "60s", "rmp", "--all", "--force"])
-                .output();
+            self.remove_pods();
         }
         self.stop_server();
         if self.agent {
-            let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-            let dir = self.dir.path().display().to_string();
-            let mut points: Vec<&str> = info
-                .lines()
-                .filter_map(|l| l.split(' ').nth(4))
-                .filter(|p| p.starts_with(&dir))
-                .collect();
-            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-            for point in points {
-                let _ = Command::new("umount").args(["-l", point]).output();
-            }
+            self.force_clean();
         }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])

@@ -26,6 +26,8 @@ pub struct PodDefaults {
     pub cluster_dns: String,
     /// The cluster domain (`--cluster-domain`).
     pub cluster_domain: String,
+    /// Where pods' volumes are set up (`<kubelet dir>/pods`).
+    pub pods_root: std::path::PathBuf,
 }
 
 /// The pod's identity: namespace, name, uid.

@@ -12,6 +12,7 @@
 //! - [`status`]: the pod's status from what the runtime reports.
 //! - [`events`]: the events `kubectl describe` shows.
 //! - [`probes`]: liveness, readiness and startup probes.
+//! - [`volumes`]: emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes.
 //! - [`worker`]: one pod's convergence.
 
 pub mod config;
@@ -20,6 +21,7 @@ pub mod events;
 pub mod probes;
 pub mod resources;
 pub mod status;
+pub mod volumes;
 pub mod worker;
 
 use std::collections::HashMap;

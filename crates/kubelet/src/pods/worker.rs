@@ -38,7 +38,12 @@ pub struct PodState {
     /// Per container: why it is waiting, when the kubelet knows (image pulls, config errors).
     waiting: HashMap<String, (String, String)>,
     probes: super::probes::Probes,
+    /// When the pod's volumes were last refreshed (ConfigMap and Secret contents).
+    volumes_refreshed: Option<Instant>,
 }
+
+/// How often projected volume contents are refreshed from the API.
+const VOLUME_REFRESH: Duration = Duration::from_secs(2);
 
 /// The pod's sandbox, as a container's sync needs it.
 #[derive(Debug, Clone, Copy)]
@@ -153,6 +158,7 @@ impl Context {
                 .await
                 .map_err(cri_error("removing a pod sandbox"))?;
         }
+        super::volumes::tear_down(&self.defaults.pods_root, uid);
         Ok(())
     }
 
@@ -188,6 +194,19 @@ impl Context {
             Some("Succeeded" | "Failed")
         );
         let sandbox = self.ensure_sandbox(pod, &uid, finished).await?;
+        if !finished
+            && state
+                .volumes_refreshed
+                .is_none_or(|t| t.elapsed() >= VOLUME_REFRESH)
+        {
+            // ConfigMap and Secret contents reach running containers by this refresh.
+            if let Err(e) =
+                super::volumes::set_up(&self.client, &self.defaults.pods_root, pod).await
+            {
+                tracing::debug!(pod = %uid, error = %e, "volumes not refreshed");
+            }
+            state.volumes_refreshed = Some(Instant::now());
+        }
         let mut observed = Observed {
             pod_ip: None,
             host_ip: self.node_ip.clone(),
@@ -467,7 +486,14 @@ impl Context {
         let env = env::resolve(&self.client, pod, container, &self.node_ip)
             .await
             .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
-        let container_config = config::container_config(pod, container, &image_ref, attempt, env);
+        let volumes = super::volumes::set_up(&self.client, &self.defaults.pods_root, pod)
+            .await
+            .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
+        let mounts = super::volumes::mounts(container, &volumes)
+            .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
+        let mut container_config =
+            config::container_config(pod, container, &image_ref, attempt, env);
+        container_config.mounts = mounts;
         let sandbox_config = config::sandbox_config(&self.defaults, pod, 0);
         let mut runtime = self.cri.runtime.clone();
         let id = runtime
