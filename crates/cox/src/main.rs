@@ -62,8 +62,12 @@ fn run() -> anyhow::Result<()> {
 }
 
 fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(work)
+        .build()?;
+    let result = runtime.block_on(work);
+    // Do not wait for blocking reads that never end (an interactive stream's stdin, say): the
+    // work is done, and the process exits now.
+    runtime.shutdown_background();
+    result
 }

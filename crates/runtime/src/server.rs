@@ -27,8 +27,6 @@ pub async fn serve(
         Err(e) => return Err(e.into()),
     }
     let listener = tokio::net::UnixListener::bind(socket)?;
-    // Exec'd processes with a terminal are detached by runc and handed to us to wait for.
-    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
     let (streams, stream_listener) = StreamServer::bind(runtime.config().stream_address).await?;
     tokio::spawn(streams.clone().serve(stream_listener, runtime.clone()));
     let service = CriService::new(runtime, streams)?;

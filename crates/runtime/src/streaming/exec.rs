@@ -1,12 +1,13 @@
 //! An exec stream: `runc exec` in the container, its stdio carried over the WebSocket.
 //!
-//! Without a terminal the process gets pipes and `runc exec` waits for it. With one, runc makes
-//! a pseudo-terminal inside the container and hands its controlling side to us over a unix
-//! socket (`--console-socket`, the descriptor passed as SCM_RIGHTS); runc only does that when it
-//! detaches (`-d`), so the process is then handed to the runtime, a child subreaper, which waits
-//! for it by pid. Resize frames set the terminal's window size.
+//! Without a terminal the process gets pipes. With one, runc makes a pseudo-terminal inside
+//! the container and copies between it and runc's own stdio; we give runc a terminal of ours
+//! (a pty pair: runc gets the follower side, we keep the controller), so the process sees a
+//! real terminal end to end. A resize sets our terminal's size and tells runc (SIGWINCH), which
+//! passes it on. Either way `runc exec` stays the process's parent and exits with its status.
 
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::process::Stdio;
 
 use anyhow::{Context, Result};
@@ -73,65 +74,13 @@ pub(super) async fn run(
     Ok(())
 }
 
-/// How the exec'd process is waited for.
-enum Waiting {
-    /// `runc exec` stays its parent and reports its exit.
-    Runc(tokio::process::Child),
-    /// Detached: the runtime (a subreaper) inherited it.
-    Orphan(rustix::process::Pid),
-}
-
-impl Waiting {
-    async fn wait(&mut self) -> Result<i32> {
-        match self {
-            Waiting::Runc(child) => Ok(child.wait().await?.code().unwrap_or(128 + 9)),
-            Waiting::Orphan(pid) => {
-                let pid = *pid;
-                tokio::task::spawn_blocking(move || -> Result<i32> {
-                    loop {
-                        match rustix::process::waitpid(
-                            Some(pid),
-                            rustix::process::WaitOptions::empty(),
-                        ) {
-                            Ok(Some((_, status))) => {
-                                if let Some(code) = status.exit_status() {
-                                    return Ok(code);
-                                }
-                                if let Some(signal) = status.terminating_signal() {
-                                    return Ok(128 + signal);
-                                }
-                            }
-                            Ok(None) | Err(rustix::io::Errno::INTR) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                })
-                .await?
-            }
-        }
-    }
-
-    async fn kill(&mut self) {
-        match self {
-            Waiting::Runc(child) => {
-                let _ = child.start_kill();
-            }
-            Waiting::Orphan(pid) => {
-                let _ = rustix::process::kill_process(*pid, rustix::process::Signal::KILL);
-            }
-        }
-    }
-}
-
 /// A started `runc exec`.
 struct Process {
-    child: Waiting,
+    child: tokio::process::Child,
     input: Option<Box<dyn AsyncWrite + Send + Unpin>>,
     outputs: Vec<(u8, Box<dyn AsyncRead + Send + Unpin>)>,
     /// The terminal's controlling side, for resizes.
     terminal: Option<OwnedFd>,
-    /// The console socket's directory, removed when done.
-    _scratch: Option<tempfile::TempDir>,
 }
 
 async fn start(
@@ -148,72 +97,34 @@ async fn start(
         .arg("--root")
         .arg(runtime.config.root.join("runc"))
         .arg("exec");
-    let mut scratch = None;
-    let mut console = None;
-    if tty {
-        // Socket paths are limited to 108 bytes: keep it short, under the runtime's root.
-        let dir = tempfile::Builder::new()
-            .prefix("x")
-            .tempdir_in(&runtime.config.root)
-            .context("making the console socket's directory")?;
-        let path = dir.path().join("c.sock");
-        console =
-            Some(tokio::net::UnixListener::bind(&path).context("binding the console socket")?);
+    let terminal = if tty {
         // As containerd does, a terminal gets a TERM.
+        command.args(["--env", "TERM=xterm", "--tty"]);
+        let (controller, follower) = open_pty()?;
         command
-            .args([
-                "--env",
-                "TERM=xterm",
-                "--detach",
-                "--tty",
-                "--console-socket",
-            ])
-            .arg(&path)
-            .arg("--pid-file")
-            .arg(dir.path().join("pid"));
-        scratch = Some(dir);
-    }
-    command.arg(&id).args(cmd).kill_on_drop(true);
-    command.stdin(if stdin && !tty {
-        Stdio::piped()
+            .stdin(follower.try_clone()?)
+            .stdout(follower.try_clone()?)
+            .stderr(follower);
+        Some(controller)
     } else {
-        Stdio::null()
-    });
-    command.stdout(if tty { Stdio::null() } else { Stdio::piped() });
-    command.stderr(Stdio::piped());
+        command.stdin(if stdin { Stdio::piped() } else { Stdio::null() });
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        None
+    };
+    command.arg(&id).args(cmd).kill_on_drop(true);
     let mut child = command.spawn().context("running runc exec")?;
-
-    if let Some(listener) = console {
-        let terminal = tokio::select! {
-            accepted = listener.accept() => receive_terminal(accepted?.0).await?,
-            status = child.wait() => {
-                let mut message = String::new();
-                if let Some(mut stderr) = child.stderr.take() {
-                    let _ = stderr.read_to_string(&mut message).await;
-                }
-                anyhow::bail!("runc exec failed ({}): {}", status?, message.trim());
-            }
-        };
-        let status = child.wait().await?;
-        let pid_file = scratch
-            .as_ref()
-            .map(|d| d.path().join("pid"))
-            .unwrap_or_default();
-        let pid = std::fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|text| text.trim().parse::<i32>().ok())
-            .and_then(rustix::process::Pid::from_raw)
-            .with_context(|| format!("runc exec ({status}) wrote no pid"))?;
+    // The follower side now lives only in runc: when runc exits, reads on ours end.
+    drop(command);
+    if let Some(terminal) = terminal {
         let reader = tokio::fs::File::from_std(std::fs::File::from(terminal.try_clone()?));
         let writer = tokio::fs::File::from_std(std::fs::File::from(terminal.try_clone()?));
         let outputs: Vec<(u8, Box<dyn AsyncRead + Send + Unpin>)> =
             vec![(STDOUT, Box::new(reader))];
         return Ok(Process {
-            child: Waiting::Orphan(pid),
+            child,
             input: stdin.then(|| Box::new(writer) as Box<dyn AsyncWrite + Send + Unpin>),
             outputs,
             terminal: Some(terminal),
-            _scratch: scratch,
         });
     }
     let mut outputs: Vec<(u8, Box<dyn AsyncRead + Send + Unpin>)> = Vec::new();
@@ -228,39 +139,30 @@ async fn start(
         .take()
         .map(|stdin| Box::new(stdin) as Box<dyn AsyncWrite + Send + Unpin>);
     Ok(Process {
-        child: Waiting::Runc(child),
+        child,
         input,
         outputs,
         terminal: None,
-        _scratch: scratch,
     })
 }
 
-/// Receives the terminal descriptor runc sends over the console socket.
-async fn receive_terminal(stream: tokio::net::UnixStream) -> Result<OwnedFd> {
-    let stream = stream.into_std()?;
-    stream.set_nonblocking(false)?;
-    tokio::task::spawn_blocking(move || -> Result<OwnedFd> {
-        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
-        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut ancillary = RecvAncillaryBuffer::new(&mut space);
-        let mut name = [0u8; 256];
-        recvmsg(
-            &stream,
-            &mut [std::io::IoSliceMut::new(&mut name)],
-            &mut ancillary,
-            RecvFlags::empty(),
-        )?;
-        for message in ancillary.drain() {
-            if let RecvAncillaryMessage::ScmRights(mut fds) = message
-                && let Some(fd) = fds.next()
-            {
-                return Ok(fd);
-            }
-        }
-        anyhow::bail!("runc sent no terminal over the console socket")
-    })
-    .await?
+/// A pseudo-terminal pair: (controller, follower).
+fn open_pty() -> Result<(OwnedFd, std::fs::File)> {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let controller = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+        .context("opening a pseudo-terminal")?;
+    grantpt(&controller)?;
+    unlockpt(&controller)?;
+    let name = ptsname(&controller, Vec::new())?;
+    let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(name.as_bytes()));
+    use std::os::unix::fs::OpenOptionsExt;
+    let follower = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    Ok((controller, follower))
 }
 
 impl Process {
@@ -294,9 +196,10 @@ impl Process {
         let mut input = self.input.take();
         let terminal = self.terminal.take();
         let mut client_gone = false;
+        let runc = self.child.id();
         let status = loop {
             tokio::select! {
-                status = self.child.wait() => break status?,
+                status = self.child.wait() => break status?.code().unwrap_or(128 + 9),
                 message = incoming.next(), if !client_gone => match message {
                     Some(Ok(Message::Binary(data))) => match streaming::parse(&data) {
                         Some((STDIN, bytes)) => {
@@ -308,14 +211,14 @@ impl Process {
                                 }
                             }
                         }
-                        Some((RESIZE, bytes)) => resize(terminal.as_ref(), bytes),
+                        Some((RESIZE, bytes)) => resize(terminal.as_ref(), runc, bytes),
                         Some((CLOSE, [STDIN])) => input = None,
                         _ => {}
                     },
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                         // The client went away: nobody is left to read the output.
                         client_gone = true;
-                        self.child.kill().await;
+                        let _ = self.child.start_kill();
                     }
                     Some(Ok(_)) => {}
                 },
@@ -330,7 +233,7 @@ impl Process {
     }
 }
 
-fn resize(terminal: Option<&OwnedFd>, bytes: &[u8]) {
+fn resize(terminal: Option<&OwnedFd>, runc: Option<u32>, bytes: &[u8]) {
     let (Some(terminal), Ok(size)) = (
         terminal,
         serde_json::from_slice::<streaming::TerminalSize>(bytes),
@@ -344,4 +247,8 @@ fn resize(terminal: Option<&OwnedFd>, bytes: &[u8]) {
         ws_ypixel: 0,
     };
     let _ = rustix::termios::tcsetwinsize(terminal, winsize);
+    // runc passes its terminal's new size on to the container's when it gets SIGWINCH.
+    if let Some(pid) = runc.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::WINCH);
+    }
 }
