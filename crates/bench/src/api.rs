@@ -116,6 +116,9 @@ impl Server {
         let log = std::fs::File::create(dir.path().join("server.log"))?;
         let child = Command::new(binary)
             .arg("server")
+            // The API server alone: this benchmark's pods must not run (nor touch the host's
+            // network), only be stored and served.
+            .arg("--disable-agent")
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .arg("--write-kubeconfig")
