@@ -3,12 +3,38 @@
 //! none touches the store. One module per controller.
 //!
 //! - [`namespace`]: empties a namespace being deleted, then lets the API server remove it.
+//! - [`replicaset`]: keeps `spec.replicas` pods of a ReplicaSet or ReplicationController.
+//! - [`deployment`]: rolls a Deployment's ReplicaSets from one pod template to the next.
+//! - [`garbage_collector`]: deletes objects whose owners are gone.
+//!
+//! Shared by them: [`informer`] (watch caches whose events say what to reconcile),
+//! [`expectations`], [`owner`] and [`claim`] (controller references, adoption), [`pods`],
+//! [`events`], [`backoff`], [`api_errors`].
 
+pub mod api_errors;
+pub mod backoff;
+pub mod claim;
+pub mod deployment;
+pub mod events;
+pub mod expectations;
+pub mod garbage_collector;
+pub mod informer;
 pub mod namespace;
+pub mod owner;
+pub mod pods;
+pub mod replicaset;
 
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::ReplicationController;
 use kube::Client;
 
 /// Runs every controller until they all end (they end only if their watches cannot go on).
 pub async fn run(client: Client) {
-    namespace::run(client).await;
+    tokio::join!(
+        namespace::run(client.clone()),
+        replicaset::run::<ReplicaSet>(client.clone()),
+        replicaset::run::<ReplicationController>(client.clone()),
+        deployment::run(client.clone()),
+        garbage_collector::run(client),
+    );
 }

@@ -801,6 +801,14 @@ fn get_prints_upstream_columns() {
         "--image=nginx",
         "--replicas=3",
     ]);
+    // The deployment controller makes the ReplicaSet and its pods at once; with no node
+    // (this server runs no agent) none becomes ready: 3 up to date, none available.
+    cluster.ok(&[
+        "wait",
+        "--for=jsonpath={.status.updatedReplicas}=3",
+        "deployment/web",
+        "--timeout=30s",
+    ]);
     let out = cluster.ok(&["get", "deployments"]);
     let lines: Vec<Vec<&str>> = out
         .lines()
@@ -810,7 +818,7 @@ fn get_prints_upstream_columns() {
         lines[0],
         ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     );
-    assert_eq!(&lines[1][..4], ["web", "0/3", "0", "0"]);
+    assert_eq!(&lines[1][..4], ["web", "0/3", "3", "0"]);
     let ns = cluster.ok(&["get", "namespaces", "--no-headers"]);
     assert!(
         ns.lines()
