@@ -9,6 +9,8 @@
 //! - [`status`]: API errors as `metav1.Status`; [`strict`]: server-side field validation.
 //! - [`service`]: Services' defaults and validation.
 //! - [`patch`]: JSON patch and merge patch.
+//! - [`pod_connect`]: the pod subresources handed on to the kubelet (`log`, `exec`, `attach`,
+//!   `portforward`): their options, the container, the kubelet's address and URL.
 //! - [`strategic_merge`]: strategic merge patch, from the patch markers in [`schema`].
 //! - [`openapi`]: the OpenAPI v2 and v3 documents kubectl reads for apply, validation, explain.
 //! - [`protobuf`]: Kubernetes protobuf bodies to JSON, from [`schema`].
@@ -22,6 +24,7 @@ pub mod fields;
 pub mod labels;
 pub mod openapi;
 pub mod patch;
+pub mod pod_connect;
 pub mod protobuf;
 pub mod quantity;
 pub mod registry;

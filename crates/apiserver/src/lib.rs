@@ -13,6 +13,8 @@
 //! - [`tables`]: `Table` answers (`kubectl get`), printed by `cox_api::table`.
 //! - [`bootstrap`]: the default namespaces and the `kubernetes` Service.
 //! - [`metrics`]: the `/metrics` endpoint; [`openapi`]: the OpenAPI documents.
+//! - [`pod_connect`]: pods' `log`, `exec`, `attach` and `portforward`, proxied to the pod's
+//!   kubelet through the [`kubelet`] client.
 
 pub mod allocator;
 pub mod authn;
@@ -20,9 +22,11 @@ pub mod bootstrap;
 pub mod discovery;
 pub mod http;
 pub mod kubeconfig;
+pub mod kubelet;
 pub mod metrics;
 pub mod objects;
 pub mod openapi;
+pub mod pod_connect;
 pub mod request;
 pub mod rest;
 pub mod scale;

@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::request::{self, Query, ResourceRequest, Route};
 use crate::rest::{self, Rest};
 use crate::tls::{self, ClusterCerts};
-use crate::{discovery, openapi, tables, watch};
+use crate::{discovery, openapi, pod_connect, tables, watch};
 
 /// HTTP/2 streams one connection may have open (upstream's --http2-max-streams-per-connection
 /// is of the same order).
@@ -66,6 +66,8 @@ pub struct Config {
 #[derive(Debug)]
 struct State {
     rest: Rest,
+    /// Pods' logs and streams are their kubelets'.
+    kubelets: crate::kubelet::KubeletClient,
     config: Config,
     authorizer: Box<dyn Authorizer>,
     metrics: Metrics,
@@ -97,6 +99,7 @@ impl ApiServer {
                     store,
                     services,
                 },
+                kubelets: crate::kubelet::KubeletClient::new(config.certs.clone()),
                 config,
                 authorizer: Box::new(MastersOnly),
                 metrics: Metrics::default(),
@@ -328,7 +331,15 @@ fn resolve(request: &ResourceRequest) -> Result<&'static Resource, ApiError> {
     }
     if !matches!(
         request.subresource.as_str(),
-        "" | "status" | "scale" | "finalize" | "binding" | "eviction"
+        "" | "status"
+            | "scale"
+            | "finalize"
+            | "binding"
+            | "eviction"
+            | "log"
+            | "exec"
+            | "attach"
+            | "portforward"
     ) {
         return Err(ApiError::method_not_supported(
             resource.group,
@@ -429,6 +440,17 @@ async fn resource(
     }
     if request.subresource == "scale" {
         return scale(rest, resource, request, query, http_request, &content_type).await;
+    }
+    let backends = pod_connect::Backends {
+        rest,
+        kubelets: &state.kubelets,
+    };
+    match request.subresource.as_str() {
+        "log" => return pod_connect::log(backends, resource, &request, &query).await,
+        "exec" | "attach" | "portforward" => {
+            return pod_connect::connect(backends, resource, &request, &query, http_request).await;
+        }
+        _ => {}
     }
     match request.verb.as_str() {
         "get" => {

@@ -178,6 +178,44 @@ impl ClusterCerts {
         make_client(&self.ca, user, groups)
     }
 
+    /// A kubelet's serving certificate (`system:node:<node>`), signed by the cluster CA, for
+    /// the node's addresses and names; the API server verifies it when it calls the kubelet.
+    pub fn kubelet_serving_cert(&self, node: &str, names: &ServingNames) -> Result<KeyedCert> {
+        make_serving_as(&self.ca, &format!("system:node:{node}"), names)
+    }
+
+    /// The API server's TLS client configuration for kubelets: their certificates verified
+    /// against the cluster CA, and a client certificate of its own
+    /// (`kube-apiserver-kubelet-client`, in `system:masters`).
+    pub fn kubelet_client_config(&self) -> Result<rustls::ClientConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certs(&self.ca.cert_pem, &self.dir.join("ca.crt"))? {
+            roots.add(cert)?;
+        }
+        let client = make_client(
+            &self.ca,
+            "kube-apiserver-kubelet-client",
+            &["system:masters"],
+        )?;
+        let chain = certs(
+            &client.cert_pem,
+            Path::new("kube-apiserver-kubelet-client.crt"),
+        )?;
+        let key = PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes()).map_err(|e| {
+            TlsError::Parse {
+                path: PathBuf::from("kube-apiserver-kubelet-client.key"),
+                detail: e.to_string(),
+            }
+        })?;
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
     /// The rustls configuration: our serving certificate, HTTP/2 and HTTP/1.1, and client
     /// certificates verified against the CA when offered (anonymous requests are let through
     /// to authentication, which decides).
@@ -245,10 +283,14 @@ fn issuer(ca: &KeyedCert) -> Result<Issuer<'static, KeyPair>> {
 }
 
 fn make_serving(ca: &KeyedCert, names: &ServingNames) -> Result<KeyedCert> {
+    make_serving_as(ca, "kube-apiserver", names)
+}
+
+fn make_serving_as(ca: &KeyedCert, common_name: &str, names: &ServingNames) -> Result<KeyedCert> {
     let key = KeyPair::generate().map_err(generate("the serving key"))?;
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
-    name.push(DnType::CommonName, "kube-apiserver");
+    name.push(DnType::CommonName, common_name);
     params.distinguished_name = name;
     params.subject_alt_names = names
         .ips

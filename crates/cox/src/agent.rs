@@ -63,6 +63,8 @@ pub struct Agent {
     pub kubeconfig: PathBuf,
     pub cluster_domain: String,
     pub control_plane: bool,
+    /// The kubelet API's serving certificate and the CA of its clients.
+    pub kubelet_credentials: cox_kubelet::server::ServingCredentials,
 }
 
 /// The agent's running parts.
@@ -112,6 +114,18 @@ pub async fn start(
     node.pod_cidr = Some(pod_cidr);
     node.taints = cox_kubelet::parse_taints(&args.node_taint).context("--node-taint")?;
     node.labels = cox_kubelet::parse_labels(&args.node_label).context("--node-label")?;
+    let serving = cox_kubelet::server::ServerConfig {
+        address: std::net::SocketAddr::new(IpAddr::from([0, 0, 0, 0]), node.kubelet_port),
+        credentials: agent.kubelet_credentials.clone(),
+        node_name: name.clone(),
+        runtime_endpoint: endpoint.clone(),
+    };
+    let (api_client, api_stop) = (client.clone(), until_stopped(stopped.clone()));
+    let kubelet_api = tokio::spawn(async move {
+        if let Err(e) = cox_kubelet::server::serve(api_client, serving, api_stop).await {
+            tracing::error!(error = %e, "the kubelet's API stopped");
+        }
+    });
     let node_client = client.clone();
     let node_stop = until_stopped(stopped.clone());
     let node_agent = tokio::spawn(async move {
@@ -137,6 +151,6 @@ pub async fn start(
         }
     });
     Ok(Running {
-        tasks: vec![pods, node_agent, runtime],
+        tasks: vec![pods, kubelet_api, node_agent, runtime],
     })
 }

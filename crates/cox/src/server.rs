@@ -193,12 +193,25 @@ pub async fn run(args: Args) -> Result<()> {
             .context("making the kubelet's certificate")?;
         kubeconfig::write_for(&certs, &cert, &url, &kubelet)
             .with_context(|| format!("writing {}", kubelet.display()))?;
+        let mut kubelet_names = ServingNames {
+            ips: vec![IpAddr::V4(Ipv4Addr::LOCALHOST), node_ip],
+            dns: vec!["localhost".into(), name.clone()],
+        };
+        kubelet_names.ips.dedup();
+        let serving = certs
+            .kubelet_serving_cert(&name, &kubelet_names)
+            .context("making the kubelet's serving certificate")?;
         let setup = crate::agent::Agent {
             data_dir: args.data_dir.clone(),
             node_ip,
             kubeconfig: kubelet,
             cluster_domain: args.cluster_domain.clone(),
             control_plane: true,
+            kubelet_credentials: cox_kubelet::server::ServingCredentials {
+                cert_pem: serving.cert_pem,
+                key_pem: serving.key_pem,
+                client_ca_pem: certs.ca.cert_pem.clone(),
+            },
         };
         Some(crate::agent::start(setup, &args.agent, agent_stopped).await?)
     };

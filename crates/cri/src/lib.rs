@@ -10,10 +10,13 @@
 //! - [`streaming`]: the channel protocol of exec, attach and port-forward streams over
 //!   WebSocket (`v5.channel.k8s.io` and its predecessors), as runtimes, kubelets and API
 //!   servers speak it.
+//! - [`spdy`]: SPDY/3.1 framing, for the same streams: kubectl's fallback, and the protocol
+//!   inside port-forward's WebSocket tunnel.
 //! - [`crictl`]: `cox crictl`, a CRI client with crictl's commands and output.
 
 pub mod crictl;
 pub mod lenient;
+pub mod spdy;
 pub mod stream_client;
 pub mod streaming;
 

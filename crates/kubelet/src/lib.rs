@@ -13,6 +13,7 @@
 //! - [`lease`]: the node Lease's renewal.
 //! - `agent`: the loops that tie them together.
 //! - [`pods`]: the pods bound to this node, run through the CRI.
+//! - [`server`]: the kubelet's HTTPS API (logs, exec, attach, port-forward) for the API server.
 
 mod agent;
 pub mod config;
@@ -23,6 +24,7 @@ pub mod node_status;
 pub mod pods;
 mod quantity;
 pub mod registration;
+pub mod server;
 pub mod taints;
 
 use std::future::Future;

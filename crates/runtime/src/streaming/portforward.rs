@@ -1,5 +1,6 @@
 //! A port-forward stream: for each requested port, a TCP connection to that port on the pod's
 //! loopback, made from inside the pod's network namespace, carried on the port's data channel.
+//! The stream closes once the pod has closed every connection (or none could be made).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -37,6 +38,7 @@ pub(super) async fn run(
 
     // Each port's data and error channels start with the port number.
     let mut writers = Vec::new();
+    let mut readers = Vec::new();
     for (index, port) in ports.iter().enumerate() {
         let data = (index * 2) as u8;
         for channel in [data, data + 1] {
@@ -48,7 +50,7 @@ pub(super) async fn run(
                 let (mut read, write) = stream.into_split();
                 writers.push(Some(write));
                 let out = out.clone();
-                tokio::spawn(async move {
+                readers.push(tokio::spawn(async move {
                     let mut buffer = vec![0u8; 32 * 1024];
                     while let Ok(n) = read.read(&mut buffer).await {
                         if n == 0 {
@@ -59,7 +61,7 @@ pub(super) async fn run(
                             break;
                         }
                     }
-                });
+                }));
             }
             Err(e) => {
                 writers.push(None);
@@ -73,9 +75,17 @@ pub(super) async fn run(
             }
         }
     }
-    while let Some(Ok(message)) = incoming.next().await {
+    // The stream ends when the client closes it, or when every port's connection has been
+    // closed by the pod (or never opened), as upstream's kubelet ends it.
+    let pods_done = futures::future::join_all(readers);
+    tokio::pin!(pods_done);
+    loop {
+        let message = tokio::select! {
+            message = incoming.next() => message,
+            _ = &mut pods_done => break,
+        };
         match message {
-            Message::Binary(bytes) => {
+            Some(Ok(Message::Binary(bytes))) => {
                 if let Some((channel, data)) = streaming::parse(&bytes) {
                     let index = usize::from(channel / 2);
                     if channel % 2 == 0
@@ -86,8 +96,8 @@ pub(super) async fn run(
                     }
                 }
             }
-            Message::Close(_) => break,
-            _ => {}
+            Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            Some(Ok(_)) => {}
         }
     }
     drop(writers);

@@ -1,0 +1,251 @@
+//! The kubelet's own HTTPS API (port 10250 upstream), what the API server calls for `kubectl
+//! logs`, `exec`, `attach` and `port-forward`. Clients must present a certificate from the
+//! cluster CA naming a member of `system:masters` (the API server's kubelet client does).
+//!
+//! - `GET /healthz`
+//! - `GET /containerLogs/<namespace>/<pod>/<container>` ([`logs`], read with [`cri_log`])
+//! - `/exec/<namespace>/<pod>/<container>`, `/attach/...` ([`exec`])
+//! - `/portForward/<namespace>/<pod>` ([`port_forward`], SPDY sessions in [`spdy`])
+//!
+//! Pods are read from the API server and their containers found in the runtime by the
+//! kubelet's labels ([`lookup`]); streams are the runtime's, carried across ([`upgrade`]).
+
+pub mod cri_log;
+mod exec;
+mod logs;
+mod lookup;
+mod port_forward;
+mod query;
+mod spdy;
+pub mod tls;
+mod upgrade;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+
+use lookup::Lookup;
+use query::Query;
+pub use tls::ServingCredentials;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// The group whose members may use the API (the API server's kubelet client is one).
+const ALLOWED_GROUP: &str = "system:masters";
+
+/// What the server needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen (upstream: `0.0.0.0:10250`).
+    pub address: SocketAddr,
+    pub credentials: ServingCredentials,
+    /// This node: only its pods are served.
+    pub node_name: String,
+    /// The CRI runtime's socket (`unix:///...`).
+    pub runtime_endpoint: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("listening on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An error answered as upstream's kubelet answers it: a status and a plain-text message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct HttpError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl HttpError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn response(&self) -> Response<Body> {
+        text(self.status, format!("{}\n", self.message))
+    }
+}
+
+fn empty() -> Body {
+    Empty::new().boxed()
+}
+
+fn text(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A streamed `text/plain` answer and the sender that feeds it; dropping the sender ends it.
+fn streamed() -> (mpsc::Sender<Bytes>, Response<Body>) {
+    let (sender, mut receiver) = mpsc::channel::<Bytes>(16);
+    let frames = futures::stream::poll_fn(move |cx| {
+        receiver
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|chunk| Ok::<_, Infallible>(Frame::data(chunk))))
+    });
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(frames)));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    (sender, response)
+}
+
+/// Serves the kubelet API until `shutdown` completes.
+pub async fn serve(
+    client: kube::Client,
+    config: ServerConfig,
+    shutdown: impl Future,
+) -> Result<(), ServeError> {
+    let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(&config.credentials)?));
+    let listener = TcpListener::bind(config.address)
+        .await
+        .map_err(|source| ServeError::Bind {
+            address: config.address,
+            source,
+        })?;
+    tracing::info!(address = %config.address, "kubelet API ready");
+    let lookup = Arc::new(Lookup::new(
+        client,
+        config.node_name.clone(),
+        config.runtime_endpoint.clone(),
+    ));
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "kubelet API: accepting a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, lookup) = (acceptor.clone(), lookup.clone());
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(tls) => tls,
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "kubelet API: TLS handshake failed");
+                    return;
+                }
+            };
+            let user = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(tls::user_of);
+            let service = service_fn(move |request| {
+                let (lookup, user) = (lookup.clone(), user.clone());
+                async move { Ok::<_, Infallible>(handle(lookup, user, request).await) }
+            });
+            if let Err(error) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades()
+                .await
+            {
+                tracing::debug!(%peer, %error, "kubelet API: connection ended");
+            }
+        });
+    }
+}
+
+async fn handle(
+    lookup: Arc<Lookup>,
+    user: Option<(String, Vec<String>)>,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let allowed = user
+        .as_ref()
+        .is_some_and(|(_, groups)| groups.iter().any(|g| g == ALLOWED_GROUP));
+    if !allowed {
+        let name = user.map(|(name, _)| name).unwrap_or_default();
+        return text(
+            StatusCode::FORBIDDEN,
+            format!("Forbidden (user={name}, verb={method}, resource=nodes, subresource=proxy)\n"),
+        );
+    }
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let result = match (&method, segments.as_slice()) {
+        (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok".into())),
+        (&Method::GET, ["containerLogs", namespace, pod, container]) => {
+            let query = Query::parse(request.uri().query());
+            logs::container_logs(lookup, namespace, pod, container, &query).await
+        }
+        (&Method::GET | &Method::POST, ["exec", namespace, pod, container])
+        | (&Method::GET | &Method::POST, ["exec", namespace, pod, _, container]) => {
+            let (namespace, pod, container) = (
+                (*namespace).to_owned(),
+                (*pod).to_owned(),
+                (*container).to_owned(),
+            );
+            exec::exec(
+                lookup,
+                exec::Kind::Exec,
+                &namespace,
+                &pod,
+                &container,
+                request,
+            )
+            .await
+        }
+        (&Method::GET | &Method::POST, ["attach", namespace, pod, container])
+        | (&Method::GET | &Method::POST, ["attach", namespace, pod, _, container]) => {
+            let (namespace, pod, container) = (
+                (*namespace).to_owned(),
+                (*pod).to_owned(),
+                (*container).to_owned(),
+            );
+            exec::exec(
+                lookup,
+                exec::Kind::Attach,
+                &namespace,
+                &pod,
+                &container,
+                request,
+            )
+            .await
+        }
+        (&Method::GET | &Method::POST, ["portForward", namespace, pod])
+        | (&Method::GET | &Method::POST, ["portForward", namespace, pod, _]) => {
+            let (namespace, pod) = ((*namespace).to_owned(), (*pod).to_owned());
+            port_forward::port_forward(lookup, &namespace, &pod, request).await
+        }
+        _ => Err(HttpError::new(StatusCode::NOT_FOUND, "404 page not found")),
+    };
+    let response = result.unwrap_or_else(|error| error.response());
+    tracing::debug!(%method, %path, code = response.status().as_u16(), "kubelet API request");
+    response
+}
