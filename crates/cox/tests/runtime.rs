@@ -5,6 +5,8 @@
 
 mod node;
 
+use std::path::Path;
+
 use std::time::{Duration, Instant};
 
 use node::{Backend, Node};
@@ -117,6 +119,12 @@ fn nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind(backe
     // What the teardown checks below must see gone is there while the pod runs.
     let cgroup = node.pod_cgroup(&pod);
     assert!(cgroup.exists(), "pod cgroup {}", cgroup.display());
+    // runc also makes it in the hybrid layout's cgroup v2 hierarchy, with no controllers.
+    let unified = Path::new("/sys/fs/cgroup/unified").join(
+        cgroup
+            .strip_prefix("/sys/fs/cgroup/memory")
+            .unwrap_or(&cgroup),
+    );
     for dir in node.pod_dirs(&pod) {
         assert!(dir.exists(), "pod directory {}", dir.display());
     }
@@ -181,6 +189,11 @@ fn nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind(backe
         "veth left behind"
     );
     assert!(!cgroup.exists(), "cgroup {} left behind", cgroup.display());
+    assert!(
+        !unified.exists(),
+        "cgroup {} left behind",
+        unified.display()
+    );
     for dir in node.pod_dirs(&pod) {
         assert!(!dir.exists(), "pod directory {} left behind", dir.display());
     }

@@ -24,6 +24,9 @@ const CONTROLLERS: &[&str] = &[
     "rdma",
     "misc",
     "systemd",
+    // runc makes the cgroup in the (controller-less) cgroup v2 hierarchy of a hybrid layout
+    // too; left there, every pod would leave an empty directory behind.
+    "unified",
 ];
 
 fn path(controller: &str, cgroup: &str) -> PathBuf {
