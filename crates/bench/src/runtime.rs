@@ -304,10 +304,17 @@ impl Bench {
     async fn containerd(&self, config: &Config) -> Result<Figures> {
         let home =
             crate::containerd::Home::new(self.dir.path().join("ctrd"), &self.netns, "10.85.0.0/24");
-        let containerd = crate::containerd::Containerd::start(home, &self.netns_path())?;
-        for archive in ["pause.oci.tar", "busybox.oci.tar"] {
-            containerd.home().import(&config.images.join(archive))?;
-        }
+        // Starting containerd and importing images wait on processes: off the async runtime.
+        let netns = self.netns_path();
+        let images = config.images.clone();
+        let containerd = tokio::task::spawn_blocking(move || {
+            let containerd = crate::containerd::Containerd::start(home, &netns)?;
+            for archive in ["pause.oci.tar", "busybox.oci.tar"] {
+                containerd.home().import(&images.join(archive))?;
+            }
+            anyhow::Ok(containerd)
+        })
+        .await??;
         drive_cri("containerd", &containerd.home().socket(), config.pods, None).await
     }
 }

@@ -63,6 +63,33 @@ pub struct Usage {
     pub major_page_faults: u64,
 }
 
+impl Usage {
+    /// The CPU figures as the CRI reports them, taken at `timestamp` (nanoseconds).
+    pub fn cpu(&self, timestamp: i64) -> cox_cri::v1::CpuUsage {
+        cox_cri::v1::CpuUsage {
+            timestamp,
+            usage_core_nano_seconds: Some(cox_cri::v1::UInt64Value {
+                value: self.cpu_nanos,
+            }),
+            usage_nano_cores: None,
+        }
+    }
+
+    /// The memory figures as the CRI reports them, taken at `timestamp` (nanoseconds).
+    pub fn memory(&self, timestamp: i64) -> cox_cri::v1::MemoryUsage {
+        let value = |value| Some(cox_cri::v1::UInt64Value { value });
+        cox_cri::v1::MemoryUsage {
+            timestamp,
+            working_set_bytes: value(self.working_set_bytes),
+            available_bytes: None,
+            usage_bytes: value(self.memory_usage_bytes),
+            rss_bytes: value(self.rss_bytes),
+            page_faults: value(self.page_faults),
+            major_page_faults: value(self.major_page_faults),
+        }
+    }
+}
+
 /// Reads a cgroup's usage; `None` if it does not exist.
 pub fn usage(cgroup: &str) -> Option<Usage> {
     let cpu_nanos = read_u64(&path("cpuacct", cgroup).join("cpuacct.usage"))

@@ -653,32 +653,8 @@ impl Runtime {
                 labels: record.config.labels.clone(),
                 annotations: record.config.annotations.clone(),
             }),
-            cpu: Some(v1::CpuUsage {
-                timestamp: now,
-                usage_core_nano_seconds: Some(v1::UInt64Value {
-                    value: usage.cpu_nanos,
-                }),
-                usage_nano_cores: None,
-            }),
-            memory: Some(v1::MemoryUsage {
-                timestamp: now,
-                working_set_bytes: Some(v1::UInt64Value {
-                    value: usage.working_set_bytes,
-                }),
-                available_bytes: None,
-                usage_bytes: Some(v1::UInt64Value {
-                    value: usage.memory_usage_bytes,
-                }),
-                rss_bytes: Some(v1::UInt64Value {
-                    value: usage.rss_bytes,
-                }),
-                page_faults: Some(v1::UInt64Value {
-                    value: usage.page_faults,
-                }),
-                major_page_faults: Some(v1::UInt64Value {
-                    value: usage.major_page_faults,
-                }),
-            }),
+            cpu: Some(usage.cpu(now)),
+            memory: Some(usage.memory(now)),
             writable_layer: Some(v1::FilesystemUsage {
                 timestamp: now,
                 fs_id: Some(v1::FilesystemIdentifier {

@@ -284,32 +284,8 @@ impl Runtime {
                 annotations: record.config.annotations.clone(),
             }),
             linux: Some(v1::LinuxPodSandboxStats {
-                cpu: Some(v1::CpuUsage {
-                    timestamp: now,
-                    usage_core_nano_seconds: Some(v1::UInt64Value {
-                        value: usage.cpu_nanos,
-                    }),
-                    usage_nano_cores: None,
-                }),
-                memory: Some(v1::MemoryUsage {
-                    timestamp: now,
-                    working_set_bytes: Some(v1::UInt64Value {
-                        value: usage.working_set_bytes,
-                    }),
-                    available_bytes: None,
-                    usage_bytes: Some(v1::UInt64Value {
-                        value: usage.memory_usage_bytes,
-                    }),
-                    rss_bytes: Some(v1::UInt64Value {
-                        value: usage.rss_bytes,
-                    }),
-                    page_faults: Some(v1::UInt64Value {
-                        value: usage.page_faults,
-                    }),
-                    major_page_faults: Some(v1::UInt64Value {
-                        value: usage.major_page_faults,
-                    }),
-                }),
+                cpu: Some(usage.cpu(now)),
+                memory: Some(usage.memory(now)),
                 network,
                 process: Some(v1::ProcessUsage {
                     timestamp: now,
