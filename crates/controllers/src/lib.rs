@@ -6,6 +6,8 @@
 //! - [`replicaset`]: keeps `spec.replicas` pods of a ReplicaSet or ReplicationController.
 //! - [`deployment`]: rolls a Deployment's ReplicaSets from one pod template to the next.
 //! - [`garbage_collector`]: deletes objects whose owners are gone.
+//! - [`endpoints`]: the EndpointSlices and Endpoints of Services.
+//! - [`service_lb`]: addresses for LoadBalancer Services (k3s's servicelb).
 //!
 //! Shared by them: [`informer`] (watch caches whose events say what to reconcile),
 //! [`expectations`], [`owner`] and [`claim`] (controller references, adoption), [`pods`],
@@ -15,6 +17,7 @@ pub mod api_errors;
 pub mod backoff;
 pub mod claim;
 pub mod deployment;
+pub mod endpoints;
 pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
@@ -23,6 +26,7 @@ pub mod namespace;
 pub mod owner;
 pub mod pods;
 pub mod replicaset;
+pub mod service_lb;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::ReplicationController;
@@ -35,6 +39,8 @@ pub async fn run(client: Client) {
         replicaset::run::<ReplicaSet>(client.clone()),
         replicaset::run::<ReplicationController>(client.clone()),
         deployment::run(client.clone()),
+        endpoints::run(client.clone()),
+        service_lb::run(client.clone()),
         garbage_collector::run(client),
     );
 }

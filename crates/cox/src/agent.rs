@@ -1,6 +1,6 @@
 //! The node agent that `cox server` (and later `cox agent`) runs: the container runtime, served
-//! as CRI on its socket, and the kubelet (the Node, its Lease, and the pods bound to it), a
-//! client of the API server with its own certificate.
+//! as CRI on its socket, the kubelet (the Node, its Lease, and the pods bound to it) and the
+//! service proxy, clients of the API server with the kubelet's certificate.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -62,6 +62,8 @@ pub struct Agent {
     /// The kubelet's kubeconfig.
     pub kubeconfig: PathBuf,
     pub cluster_domain: String,
+    /// The ClusterIP range, for the proxy's rules.
+    pub service_cidr: String,
     pub control_plane: bool,
     /// The kubelet API's serving certificate and the CA of its clients.
     pub kubelet_credentials: cox_kubelet::server::ServingCredentials,
@@ -111,7 +113,7 @@ pub async fn start(
     let mut node =
         cox_kubelet::NodeConfig::new(&name, agent.node_ip, agent.data_dir.join("agent/kubelet"));
     node.control_plane = agent.control_plane;
-    node.pod_cidr = Some(pod_cidr);
+    node.pod_cidr = Some(pod_cidr.clone());
     node.taints = cox_kubelet::parse_taints(&args.node_taint).context("--node-taint")?;
     node.labels = cox_kubelet::parse_labels(&args.node_label).context("--node-label")?;
     let serving = cox_kubelet::server::ServerConfig {
@@ -134,6 +136,22 @@ pub async fn start(
         }
     });
 
+    let proxy_config = cox_proxy::ProxyConfig {
+        node_name: name.clone(),
+        networks: cox_proxy::Networks {
+            cluster_cidr: args.cluster_cidr.clone(),
+            node_pod_cidr: pod_cidr.clone(),
+            service_cidr: agent.service_cidr.clone(),
+        },
+        min_sync_interval: std::time::Duration::from_millis(10),
+    };
+    let (proxy_client, proxy_stop) = (client.clone(), until_stopped(stopped.clone()));
+    let proxy = tokio::spawn(async move {
+        if let Err(e) = cox_proxy::run(proxy_client, proxy_config, proxy_stop).await {
+            tracing::error!(error = %format!("{e:#}"), "the service proxy stopped");
+        }
+    });
+
     let options = cox_kubelet::pods::PodOptions {
         node_name: name,
         node_ip: agent.node_ip.to_string(),
@@ -151,6 +169,6 @@ pub async fn start(
         }
     });
     Ok(Running {
-        tasks: vec![pods, kubelet_api, node_agent, runtime],
+        tasks: vec![pods, proxy, kubelet_api, node_agent, runtime],
     })
 }

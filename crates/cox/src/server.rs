@@ -206,6 +206,7 @@ pub async fn run(args: Args) -> Result<()> {
             node_ip,
             kubeconfig: kubelet,
             cluster_domain: args.cluster_domain.clone(),
+            service_cidr: args.service_cidr.clone(),
             control_plane: true,
             kubelet_credentials: cox_kubelet::server::ServingCredentials {
                 cert_pem: serving.cert_pem,

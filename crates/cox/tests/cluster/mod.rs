@@ -241,6 +241,36 @@ impl Cluster {
         String::from_utf8_lossy(&self.exec("curl", &all).stdout).into_owned()
     }
 
+    /// Gives the cluster's namespace what a real host has: a second address (192.0.2.1)
+    /// and a default route, on a veth whose other end (also in the namespace) answers
+    /// nobody. Packets that took that route would vanish, so a prompt refusal shows the
+    /// node's own rules turned them away.
+    pub fn add_uplink(&self) {
+        let ip = |args: &[&str]| run(Command::new("ip").args(["-n", &self.netns]).args(args));
+        ip(&[
+            "link",
+            "add",
+            "uplink",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "uplink-peer",
+        ]);
+        ip(&["addr", "add", "192.0.2.1/24", "dev", "uplink"]);
+        ip(&["link", "set", "uplink-peer", "up"]);
+        ip(&["link", "set", "uplink", "up"]);
+        ip(&[
+            "route",
+            "add",
+            "default",
+            "via",
+            "192.0.2.254",
+            "dev",
+            "uplink",
+        ]);
+    }
+
     /// Runs a command inside the cluster's network namespace.
     pub fn exec(&self, program: &str, args: &[&str]) -> Output {
         Command::new("ip")

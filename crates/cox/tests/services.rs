@@ -1,0 +1,385 @@
+//! Services as the tutorial uses them, with the real kubectl against `cox server` and its
+//! node agent: endpoints follow the pods, a ClusterIP balances over every ready replica,
+//! scaling changes where traffic goes, node ports answer on the node, a LoadBalancer
+//! Service gets an address, and what nothing serves is refused at once. The traffic stays
+//! inside the test's network namespace (pods, the bridge, 127.0.0.1).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "in a test, a failed unwrap is a failed test"
+)]
+
+mod cluster;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use cluster::Cluster;
+use serde_json::Value;
+
+const BUSYBOX: &str = "busybox:1.36";
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn wait_until(cluster: &Cluster, what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; server log:\n{}",
+            cluster.server_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A Deployment of `replicas` busybox web servers answering with their pod's name on the
+/// container port named `http` (8080).
+fn echo_deployment(name: &str, replicas: u32) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {BUSYBOX}
+        command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        ports: [{{name: http, containerPort: 8080}}]
+        readinessProbe:
+          tcpSocket: {{port: http}}
+          periodSeconds: 1
+"#
+    )
+}
+
+const CLIENT: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: client
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+"#;
+
+/// `wget` from inside pod `pod`: the body, or `None` when the request failed.
+fn fetch_from(cluster: &Cluster, pod: &str, url: &str) -> Option<String> {
+    let output = cluster.kubectl(&["exec", pod, "--", "timeout", "3", "wget", "-qO-", url]);
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// What `wget` from pod `pod` says when the request fails, and how long it took.
+fn refused_from(cluster: &Cluster, pod: &str, url: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let output = cluster.kubectl(&["exec", pod, "--", "timeout", "5", "wget", "-qO-", url]);
+    assert!(!output.status.success(), "{url} answered");
+    (
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// The ready endpoint addresses of `service` in its EndpointSlices.
+fn ready_addresses(cluster: &Cluster, service: &str) -> BTreeSet<String> {
+    let label = format!("kubernetes.io/service-name={service}");
+    let slices = json(&cluster.ok(&["get", "endpointslices", "-l", &label, "-o", "json"]));
+    let mut ready = BTreeSet::new();
+    for slice in slices["items"].as_array().unwrap() {
+        for endpoint in slice["endpoints"].as_array().into_iter().flatten() {
+            if endpoint["conditions"]["ready"] == Value::Bool(true) {
+                ready.insert(endpoint["addresses"][0].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    ready
+}
+
+fn pod_ips(cluster: &Cluster, selector: &str) -> BTreeSet<String> {
+    let pods = json(&cluster.ok(&["get", "pods", "-l", selector, "-o", "json"]));
+    pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn pod_names(cluster: &Cluster, selector: &str) -> BTreeSet<String> {
+    cluster
+        .ok(&[
+            "get",
+            "pods",
+            "-l",
+            selector,
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ])
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The pod names that answer `url` from `pod` over `tries` requests.
+fn answering(cluster: &Cluster, pod: &str, url: &str, tries: usize) -> BTreeSet<String> {
+    (0..tries)
+        .filter_map(|_| fetch_from(cluster, pod, url))
+        .collect()
+}
+
+fn start() -> Cluster {
+    let cluster = Cluster::start_with_agent();
+    cluster.add_uplink();
+    wait_until(
+        &cluster,
+        "the node to be Ready",
+        Duration::from_secs(30),
+        || {
+            cluster.ok(&[
+                "get",
+                "node",
+                "node-1",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+            ]) == "True"
+        },
+    );
+    cluster
+}
+
+#[test]
+fn a_cluster_ip_service_balances_over_ready_pods_and_follows_scaling() {
+    let cluster = start();
+    let web = cluster.file("web.yaml", &echo_deployment("web", 3));
+    cluster.ok(&["apply", "-f", &web]);
+    let client = cluster.file("client.yaml", CLIENT);
+    cluster.ok(&["apply", "-f", &client]);
+    cluster.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port=80",
+        "--target-port=http",
+    ]);
+    let rollout = cluster.kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    assert!(rollout.status.success(), "{}", cluster.server_log());
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/client",
+        "--timeout=60s",
+    ]);
+
+    // The endpoints list exactly the ready pods, on the named port's number.
+    wait_until(
+        &cluster,
+        "three ready endpoints",
+        Duration::from_secs(20),
+        || {
+            ready_addresses(&cluster, "web") == pod_ips(&cluster, "app=web")
+                && ready_addresses(&cluster, "web").len() == 3
+        },
+    );
+    let endpoints = json(&cluster.ok(&["get", "endpoints", "web", "-o", "json"]));
+    assert_eq!(endpoints["subsets"][0]["ports"][0]["port"], 8080);
+    assert_eq!(
+        endpoints["subsets"][0]["addresses"]
+            .as_array()
+            .map(Vec::len),
+        Some(3),
+        "{endpoints}"
+    );
+    let slice = cluster.ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=web",
+        "-o",
+        "jsonpath={.items[0].metadata.labels.endpointslice\\.kubernetes\\.io/managed-by} {.items[0].metadata.ownerReferences[0].kind}",
+    ]);
+    assert_eq!(slice, "endpointslice-controller.k8s.io Service");
+
+    // Requests to the ClusterIP reach every replica.
+    let ip = cluster.ok(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let url = format!("http://{ip}/");
+    let replicas = pod_names(&cluster, "app=web");
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen != replicas && Instant::now() < deadline {
+        seen.extend(answering(&cluster, "client", &url, 6));
+    }
+    assert_eq!(seen, replicas, "replicas that answered through {url}");
+    // Pod to pod, without the Service.
+    let direct = pod_ips(&cluster, "app=web").into_iter().next().unwrap();
+    assert!(fetch_from(&cluster, "client", &format!("http://{direct}:8080/")).is_some());
+
+    // Scaled down to one: the endpoints follow, and only that pod answers.
+    cluster.ok(&["scale", "deployment", "web", "--replicas=1"]);
+    wait_until(
+        &cluster,
+        "one ready endpoint",
+        Duration::from_secs(30),
+        || ready_addresses(&cluster, "web").len() == 1 && pod_names(&cluster, "app=web").len() == 1,
+    );
+    let remaining = pod_names(&cluster, "app=web");
+    let answered = answering(&cluster, "client", &url, 8);
+    assert_eq!(answered, remaining, "after scaling to one");
+    // Hairpin: the last pod reaches itself through its Service.
+    let last = remaining.iter().next().unwrap().clone();
+    assert_eq!(
+        fetch_from(&cluster, &last, &url).as_deref(),
+        Some(last.as_str())
+    );
+
+    // A NodePort answers on the node (127.0.0.1 here) from outside the pods.
+    cluster.ok(&[
+        "patch",
+        "service",
+        "web",
+        "-p",
+        r#"{"spec":{"type":"NodePort","ports":[{"port":80,"targetPort":"http","nodePort":31000}]}}"#,
+    ]);
+    for node in ["127.0.0.1", "192.0.2.1"] {
+        wait_until(&cluster, "the node port", Duration::from_secs(20), || {
+            let url = format!("http://{node}:31000/");
+            let out = cluster.exec("curl", &["-sf", "--max-time", "2", &url]);
+            String::from_utf8_lossy(&out.stdout).trim() == last
+        });
+    }
+    // From a pod too, at the node's address.
+    let from_pod = fetch_from(&cluster, "client", "http://192.0.2.1:31000/");
+    assert_eq!(from_pod.as_deref(), Some(last.as_str()));
+
+    // No endpoints: refused at once, not left to time out.
+    cluster.ok(&["scale", "deployment", "web", "--replicas=0"]);
+    wait_until(&cluster, "no endpoints", Duration::from_secs(30), || {
+        ready_addresses(&cluster, "web").is_empty()
+    });
+    let (error, took) = refused_from(&cluster, "client", &url);
+    let table = cluster.exec("nft", &["list", "table", "ip", "cox-proxy"]);
+    assert!(
+        error.contains("refused") && took < Duration::from_secs(4),
+        "{error} after {took:?}; {}\n{}",
+        String::from_utf8_lossy(&table.stdout),
+        cluster.ok(&["get", "endpointslices", "-o", "yaml"])
+    );
+    let out = cluster.exec(
+        "curl",
+        &["-s", "--max-time", "3", "http://127.0.0.1:31000/"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "curl: connection refused expected"
+    );
+    // An address of the service range that no Service has, and another node's pod range.
+    for unowned in ["http://10.43.254.254/", "http://10.42.7.7/"] {
+        let (error, took) = refused_from(&cluster, "client", unowned);
+        assert!(error.contains("refused"), "{unowned}: {error}");
+        assert!(took < Duration::from_secs(4), "{unowned}: {took:?}");
+    }
+
+    cluster.ok(&["delete", "deployment", "web"]);
+    cluster.ok(&["delete", "service", "web"]);
+    wait_until(
+        &cluster,
+        "the endpoints to go",
+        Duration::from_secs(20),
+        || {
+            cluster
+                .ok(&[
+                    "get",
+                    "endpoints,endpointslices",
+                    "-l",
+                    "app=web",
+                    "-o",
+                    "name",
+                ])
+                .trim()
+                .is_empty()
+                && cluster.kubectl(&["get", "endpoints", "web"]).status.code() == Some(1)
+        },
+    );
+}
+
+#[test]
+fn a_load_balancer_service_gets_the_nodes_address_and_answers_there() {
+    let cluster = start();
+    let web = cluster.file("web.yaml", &echo_deployment("lb", 1));
+    cluster.ok(&["apply", "-f", &web]);
+    cluster.ok(&[
+        "expose",
+        "deployment",
+        "lb",
+        "--type=LoadBalancer",
+        "--port=8088",
+        "--target-port=8080",
+    ]);
+    let rollout = cluster.kubectl(&["rollout", "status", "deployment/lb", "--timeout=90s"]);
+    assert!(rollout.status.success(), "{}", cluster.server_log());
+    wait_until(&cluster, "an external IP", Duration::from_secs(20), || {
+        cluster.ok(&[
+            "get",
+            "service",
+            "lb",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ]) == "127.0.0.1"
+    });
+    let listed = cluster.ok(&["get", "service", "lb"]);
+    assert!(listed.contains("127.0.0.1"), "{listed}");
+    let pod = pod_names(&cluster, "app=lb").into_iter().next().unwrap();
+    wait_until(
+        &cluster,
+        "the load balancer to answer",
+        Duration::from_secs(20),
+        || {
+            let out = cluster.exec(
+                "curl",
+                &["-sf", "--max-time", "2", "http://127.0.0.1:8088/"],
+            );
+            String::from_utf8_lossy(&out.stdout).trim() == pod
+        },
+    );
+
+    // Another class's load balancer is not ours to fill.
+    let other = cluster.file(
+        "other.yaml",
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: other}
+spec:
+  type: LoadBalancer
+  loadBalancerClass: example.com/other
+  selector: {app: lb}
+  ports: [{port: 8089, targetPort: 8080}]
+"#,
+    );
+    cluster.ok(&["apply", "-f", &other]);
+    std::thread::sleep(Duration::from_secs(1));
+    let other = cluster.ok(&[
+        "get",
+        "service",
+        "other",
+        "-o",
+        "jsonpath={.status.loadBalancer}",
+    ]);
+    assert!(!other.contains("127.0.0.1"), "{other}");
+    cluster.ok(&["delete", "deployment", "lb"]);
+}
