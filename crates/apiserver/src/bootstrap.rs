@@ -1,6 +1,8 @@
 //! What exists after start, as on upstream: the namespaces `default`, `kube-system`,
-//! `kube-public` and `kube-node-lease`, and the `kubernetes` Service with its Endpoints and
-//! EndpointSlice pointing at this API server. Written through the REST layer, so the same
+//! `kube-public` and `kube-node-lease`, the `kubernetes` Service with its Endpoints and
+//! EndpointSlice pointing at this API server, and (as k3s's CoreDNS manifest makes it) the
+//! `kube-dns` Service at the cluster DNS address, whose Endpoints the nodes' DNS servers
+//! write. Written through the REST layer, so the same
 //! defaulting and validation apply; re-running on every start keeps the endpoints current.
 
 use std::net::IpAddr;
@@ -141,6 +143,42 @@ pub async fn run(rest: &Rest, service: &KubernetesService) -> Result<(), ApiErro
         "kubernetes",
         slice,
         true,
+    )
+    .await
+}
+
+/// The `kube-dns` Service in `kube-system` at `cluster_ip`, labelled as a cluster service so
+/// that `kubectl cluster-info` lists it. It has no selector: the DNS server runs inside each
+/// node's agent, which keeps the Service's Endpoints.
+pub async fn dns_service(rest: &Rest, cluster_ip: IpAddr) -> Result<(), ApiError> {
+    let ip = cluster_ip.to_string();
+    let family = if cluster_ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    let svc = json!({
+        "metadata": {"name": "kube-dns", "labels": {
+            "k8s-app": "kube-dns",
+            "kubernetes.io/cluster-service": "true",
+            "kubernetes.io/name": "CoreDNS",
+        }},
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": ip,
+            "clusterIPs": [ip],
+            "ipFamilies": [family],
+            "ipFamilyPolicy": "SingleStack",
+            "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+            ],
+        },
+    });
+    ensure(
+        rest,
+        "",
+        "services",
+        Some("kube-system"),
+        "kube-dns",
+        svc,
+        false,
     )
     .await
 }

@@ -27,6 +27,10 @@ pub struct AgentArgs {
     /// The cluster DNS server pods are given.
     #[arg(long, default_value = "10.43.0.10")]
     cluster_dns: String,
+    /// The resolver settings `dnsPolicy: Default` pods get, and where the cluster DNS
+    /// forwards names outside the cluster (k3s's flag).
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
     /// Where pods' log directories go.
     #[arg(long, default_value = "/var/log/pods", hide = true)]
     pod_log_dir: PathBuf,
@@ -41,6 +45,13 @@ impl AgentArgs {
                 .map(|h| h.trim().to_lowercase())
                 .unwrap_or_else(|_| "localhost".into())
         })
+    }
+
+    /// The cluster DNS server's address (the `kube-dns` Service's ClusterIP).
+    pub fn cluster_dns(&self) -> Result<IpAddr> {
+        self.cluster_dns
+            .parse()
+            .context("--cluster-dns must be an IP address")
     }
 
     /// This node's pod range: the first /24 of the cluster's.
@@ -136,6 +147,10 @@ pub async fn start(
         }
     });
 
+    let resolv_conf = std::fs::read_to_string(&args.resolv_conf)
+        .with_context(|| format!("reading --resolv-conf {}", args.resolv_conf.display()))?;
+    let host_dns = cox_kubelet::pods::HostDns::parse(&resolv_conf);
+
     let proxy_config = cox_proxy::ProxyConfig {
         node_name: name.clone(),
         networks: cox_proxy::Networks {
@@ -152,6 +167,15 @@ pub async fn start(
         }
     });
 
+    let dns = start_dns(
+        &client,
+        &agent,
+        &name,
+        &resolv_conf,
+        until_stopped(stopped.clone()),
+    )
+    .await?;
+
     let options = cox_kubelet::pods::PodOptions {
         node_name: name,
         node_ip: agent.node_ip.to_string(),
@@ -161,6 +185,7 @@ pub async fn start(
             cluster_dns: args.cluster_dns.clone(),
             cluster_domain: agent.cluster_domain.clone(),
             pods_root: agent.data_dir.join("agent/kubelet/pods"),
+            host_dns: host_dns.clone(),
         },
     };
     let pods = tokio::spawn(async move {
@@ -169,6 +194,91 @@ pub async fn start(
         }
     });
     Ok(Running {
-        tasks: vec![pods, proxy, kubelet_api, node_agent, runtime],
+        tasks: vec![pods, dns, proxy, kubelet_api, node_agent, runtime],
     })
+}
+
+/// The port the cluster DNS serves on, at the node's address; the `kube-dns` Service
+/// forwards to it.
+const DNS_PORT: u16 = 53;
+
+/// Binds the cluster DNS on this node's address (so a port conflict stops the start with a
+/// clear error), publishes that address as the `kube-dns` Service's Endpoints, and serves.
+async fn start_dns(
+    client: &kube::Client,
+    agent: &Agent,
+    node_name: &str,
+    resolv_conf: &str,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<JoinHandle<()>> {
+    let config = cox_dns::DnsConfig {
+        listen: vec![std::net::SocketAddr::new(agent.node_ip, DNS_PORT)],
+        cluster_domain: agent.cluster_domain.clone(),
+        upstreams: cox_dns::upstreams_from_resolv_conf(resolv_conf),
+    };
+    let server = cox_dns::Server::bind(&config)
+        .await
+        .context("starting the cluster DNS")?;
+    let domain = cox_dns::ClusterDomain::parse(&agent.cluster_domain)?;
+    let (dns_client, publish_client) = (client.clone(), client.clone());
+    let (node_ip, node_name) = (agent.node_ip, node_name.to_owned());
+    Ok(tokio::spawn(async move {
+        tokio::spawn(publish_dns_endpoints(publish_client, node_ip, node_name));
+        if let Err(e) = cox_dns::serve_cluster(server, dns_client, &domain, stop).await {
+            tracing::error!(error = %e, "the cluster DNS stopped");
+        }
+    }))
+}
+
+/// Writes the `kube-dns` Endpoints (this node's DNS), retrying until the API takes them.
+async fn publish_dns_endpoints(client: kube::Client, node_ip: IpAddr, node_name: String) {
+    use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints};
+    use kube::api::{Api, PostParams};
+    let api: Api<Endpoints> = Api::namespaced(client, "kube-system");
+    let port = |name: &str, protocol: &str| EndpointPort {
+        name: Some(name.into()),
+        port: i32::from(DNS_PORT),
+        protocol: Some(protocol.into()),
+        app_protocol: None,
+    };
+    let subsets = vec![EndpointSubset {
+        addresses: Some(vec![EndpointAddress {
+            ip: node_ip.to_string(),
+            node_name: Some(node_name),
+            ..Default::default()
+        }]),
+        not_ready_addresses: None,
+        ports: Some(vec![port("dns", "UDP"), port("dns-tcp", "TCP")]),
+    }];
+    let mut delay = std::time::Duration::from_millis(200);
+    loop {
+        let result = match api.get_opt("kube-dns").await {
+            Ok(Some(existing)) if existing.subsets.as_ref() == Some(&subsets) => return,
+            Ok(Some(mut existing)) => {
+                existing.subsets = Some(subsets.clone());
+                api.replace("kube-dns", &PostParams::default(), &existing)
+                    .await
+                    .map(drop)
+            }
+            Ok(None) => {
+                let mut created = Endpoints {
+                    subsets: Some(subsets.clone()),
+                    ..Default::default()
+                };
+                created.metadata.name = Some("kube-dns".into());
+                created.metadata.labels =
+                    Some([("k8s-app".to_owned(), "kube-dns".to_owned())].into());
+                api.create(&PostParams::default(), &created).await.map(drop)
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, "publishing the cluster DNS endpoints; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(10));
+            }
+        }
+    }
 }

@@ -150,6 +150,9 @@ pub async fn run(args: Args) -> Result<()> {
     )
     .await
     .context("creating the default namespaces and the kubernetes service")?;
+    bootstrap::dns_service(server.rest(), args.agent.cluster_dns()?)
+        .await
+        .context("creating the kube-dns service")?;
 
     let listen = SocketAddr::new(args.bind_address, args.https_listen_port);
     let listener = tokio::net::TcpListener::bind(listen)

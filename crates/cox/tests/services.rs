@@ -383,3 +383,212 @@ spec:
     assert!(!other.contains("127.0.0.1"), "{other}");
     cluster.ok(&["delete", "deployment", "lb"]);
 }
+
+/// A pod the headless Service `web-headless` lists under its own name: `db-0`.
+const NAMED: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: named, labels: {app: web}}
+spec:
+  hostname: db-0
+  subdomain: web-headless
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: web
+    image: busybox:1.36
+    command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports: [{name: http, containerPort: 8080}]
+"#;
+
+const SERVICES: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web-headless}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: elsewhere}
+spec:
+  type: ExternalName
+  externalName: db.example.test
+"#;
+
+const ALIASED_CLIENT: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  terminationGracePeriodSeconds: 0
+  hostAliases: [{ip: 192.0.2.80, hostnames: [foo.local, bar.local]}]
+  containers:
+  - name: client
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+"#;
+
+/// `nslookup NAME` from the client pod through its resolv.conf: the output, and whether
+/// it found an answer.
+fn nslookup(cluster: &Cluster, name: &str) -> (String, bool) {
+    let output = cluster.kubectl(&["exec", "client", "--", "timeout", "5", "nslookup", name]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (text, output.status.success())
+}
+
+/// The node's resolver, as the test plays it: on 127.0.0.53:53 (UDP) in the cluster's
+/// namespace, `db.example.test` is 192.0.2.7 and every other name does not exist.
+fn fake_upstream_resolver(cluster: &Cluster) {
+    use cox_dns::proto::op::{Message, ResponseCode};
+    use cox_dns::proto::rr::rdata::A;
+    use cox_dns::proto::rr::{RData, Record, RecordType};
+    let netns = cluster.netns.clone();
+    let (bound, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        cluster::enter_netns(&netns);
+        let socket = std::net::UdpSocket::bind("127.0.0.53:53").unwrap();
+        bound.send(()).unwrap();
+        let mut buffer = [0u8; 1500];
+        // Ends with the namespace (the socket errors once it is gone) or the test process.
+        while let Ok((n, peer)) = socket.recv_from(&mut buffer) {
+            let Ok(request) = Message::from_vec(&buffer[..n]) else {
+                continue;
+            };
+            let mut response = Message::response(request.metadata.id, request.metadata.op_code);
+            response.metadata.recursion_desired = request.metadata.recursion_desired;
+            response.metadata.recursion_available = true;
+            response.queries = request.queries.clone();
+            match request.queries.first() {
+                Some(q) if q.name().to_ascii() == "db.example.test." => {
+                    if q.query_type() == RecordType::A {
+                        let data = RData::A(A(std::net::Ipv4Addr::new(192, 0, 2, 7)));
+                        response
+                            .answers
+                            .push(Record::from_rdata(q.name().clone(), 60, data));
+                    }
+                }
+                _ => response.metadata.response_code = ResponseCode::NXDomain,
+            }
+            if let Ok(bytes) = response.to_vec() {
+                let _ = socket.send_to(&bytes, peer);
+            }
+        }
+    });
+    ready.recv().unwrap();
+}
+
+#[test]
+fn pods_find_services_and_each_other_by_name() {
+    let cluster = start();
+    fake_upstream_resolver(&cluster);
+    let web = cluster.file("web.yaml", &echo_deployment("web", 2));
+    cluster.ok(&["apply", "-f", &web]);
+    for (name, manifest) in [
+        ("named.yaml", NAMED),
+        ("services.yaml", SERVICES),
+        ("client.yaml", ALIASED_CLIENT),
+    ] {
+        let file = cluster.file(name, manifest);
+        cluster.ok(&["apply", "-f", &file]);
+    }
+    cluster.ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port=80",
+        "--target-port=http",
+    ]);
+    let rollout = cluster.kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    assert!(rollout.status.success(), "{}", cluster.server_log());
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/client",
+        "pod/named",
+        "--timeout=60s",
+    ]);
+
+    // The pod's resolver and hosts file, as the kubelet writes them.
+    let resolv = cluster.ok(&["exec", "client", "--", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 10.43.0.10"), "{resolv}");
+    assert!(
+        resolv.contains(
+            "search default.svc.cluster.local svc.cluster.local cluster.local example.test"
+        ),
+        "{resolv}"
+    );
+    assert!(resolv.contains("options ndots:5"), "{resolv}");
+    let hosts = cluster.ok(&["exec", "client", "--", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains("192.0.2.80\tfoo.local\tbar.local"),
+        "{hosts}"
+    );
+    let named_ip = cluster.ok(&["get", "pod", "named", "-o", "jsonpath={.status.podIP}"]);
+    let named_hosts = cluster.ok(&["exec", "named", "--", "cat", "/etc/hosts"]);
+    assert!(
+        named_hosts.contains(&format!(
+            "{named_ip}\tdb-0.web-headless.default.svc.cluster.local\tdb-0"
+        )),
+        "{named_hosts}"
+    );
+
+    // The tutorial's requests, by short and by full name.
+    // Each answers with its host name: the named pod's is `db-0`.
+    let mut names = pod_names(&cluster, "app=web");
+    assert!(names.remove("named"));
+    names.insert("db-0".to_owned());
+    for url in ["http://web/", "http://web.default.svc.cluster.local/"] {
+        let mut answered = None;
+        wait_until(&cluster, url, Duration::from_secs(30), || {
+            answered = fetch_from(&cluster, "client", url);
+            answered.is_some()
+        });
+        let who = answered.unwrap_or_default();
+        assert!(
+            names.contains(&who),
+            "{url} answered {who:?}, not one of {names:?}"
+        );
+    }
+
+    // A headless Service resolves to its pods; a pod it lists by hostname, to that pod.
+    let ips = pod_ips(&cluster, "app=web");
+    let (text, found) = nslookup(&cluster, "web-headless.default.svc.cluster.local");
+    assert!(found, "{text}");
+    for ip in &ips {
+        assert!(text.contains(ip.as_str()), "{ip} missing from: {text}");
+    }
+    let (text, found) = nslookup(&cluster, "db-0.web-headless.default.svc.cluster.local");
+    assert!(found && text.contains(&named_ip), "{text}");
+    // Pod A records by dashed address.
+    let dashed = format!("{}.default.pod.cluster.local", named_ip.replace('.', "-"));
+    let (text, found) = nslookup(&cluster, &dashed);
+    assert!(found && text.contains(&named_ip), "{text}");
+    // ExternalName: a CNAME, no proxying; its target resolved by the node's resolver.
+    let (text, _) = nslookup(&cluster, "elsewhere.default.svc.cluster.local");
+    assert!(text.contains("canonical name = db.example.test"), "{text}");
+    assert!(text.contains("192.0.2.7"), "{text}");
+    // Names outside the cluster go to the node's resolver, through the search path too.
+    // (busybox's nslookup exits 1 here: the AAAA lookups found nothing anywhere.)
+    let (text, _) = nslookup(&cluster, "db");
+    assert!(
+        text.contains("Name:\tdb.example.test\nAddress: 192.0.2.7"),
+        "{text}"
+    );
+    // Names nobody has.
+    let (text, found) = nslookup(&cluster, "nothing.default.svc.cluster.local");
+    assert!(!found && text.contains("NXDOMAIN"), "{text}");
+
+    // `kubectl cluster-info` lists the DNS Service, and the link it prints is a proxy path.
+    let info = cluster.ok(&["cluster-info"]);
+    assert!(
+        info.contains("CoreDNS")
+            && info.contains("/api/v1/namespaces/kube-system/services/kube-dns:dns/proxy"),
+        "{info}"
+    );
+}

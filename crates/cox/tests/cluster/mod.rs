@@ -81,6 +81,18 @@ impl Cluster {
         self.dir.path().join("data")
     }
 
+    /// The node's resolver settings the cluster gets: a search domain, and a nameserver at
+    /// 127.0.0.53 inside the cluster's namespace, where nothing answers unless the test
+    /// starts a resolver of its own there: no test can reach a real resolver.
+    pub fn resolv_conf(&self) -> PathBuf {
+        let path = self.dir.path().join("resolv.conf");
+        if !path.exists() {
+            std::fs::write(&path, "search example.test\nnameserver 127.0.0.53\n")
+                .expect("writing resolv.conf");
+        }
+        path
+    }
+
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("kubeconfig")
     }
@@ -97,7 +109,9 @@ impl Cluster {
                 .arg(format!("--net=/var/run/netns/{}", self.netns))
                 .args([env!("CARGO_BIN_EXE_cox"), "server"])
                 .args(["--node-name", "node-1", "--pod-log-dir"])
-                .arg(self.dir.path().join("pod-logs"));
+                .arg(self.dir.path().join("pod-logs"))
+                .arg("--resolv-conf")
+                .arg(self.resolv_conf());
             command
         } else {
             let mut command = Command::new("ip");

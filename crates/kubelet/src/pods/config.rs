@@ -28,6 +28,36 @@ pub struct PodDefaults {
     pub cluster_domain: String,
     /// Where pods' volumes are set up (`<kubelet dir>/pods`).
     pub pods_root: std::path::PathBuf,
+    /// The node's resolver settings (`--resolv-conf`): what `dnsPolicy: Default` pods get,
+    /// and the search domains appended for `ClusterFirst` ones.
+    pub host_dns: HostDns,
+}
+
+/// A resolv.conf's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostDns {
+    pub nameservers: Vec<String>,
+    pub searches: Vec<String>,
+    pub options: Vec<String>,
+}
+
+impl HostDns {
+    /// Reads resolv.conf syntax: `nameserver`, `search` (the last one wins, as in libc),
+    /// `domain`, `options`; comments and other lines ignored.
+    pub fn parse(text: &str) -> Self {
+        let mut dns = Self::default();
+        for line in text.lines() {
+            let line = line.split(['#', ';']).next().unwrap_or_default();
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("nameserver") => dns.nameservers.extend(words.next().map(str::to_owned)),
+                Some("search" | "domain") => dns.searches = words.map(str::to_owned).collect(),
+                Some("options") => dns.options.extend(words.map(str::to_owned)),
+                _ => {}
+            }
+        }
+        dns
+    }
 }
 
 /// The pod's identity: namespace, name, uid.
@@ -150,6 +180,7 @@ fn dns_config(defaults: &PodDefaults, pod: &Pod, namespace: &str) -> v1::DnsConf
         _ => false,
     };
     let mut config = v1::DnsConfig::default();
+    let host = &defaults.host_dns;
     if cluster {
         let domain = &defaults.cluster_domain;
         config.servers = vec![defaults.cluster_dns.clone()];
@@ -158,7 +189,12 @@ fn dns_config(defaults: &PodDefaults, pod: &Pod, namespace: &str) -> v1::DnsConf
             format!("svc.{domain}"),
             domain.clone(),
         ];
+        config.searches.extend(host.searches.iter().cloned());
         config.options = vec!["ndots:5".into()];
+    } else if policy == "Default" || (host_network && policy == "ClusterFirst") {
+        config.servers = host.nameservers.clone();
+        config.searches = host.searches.clone();
+        config.options = host.options.clone();
     }
     if let Some(extra) = &spec.dns_config {
         config
@@ -178,7 +214,8 @@ fn dns_config(defaults: &PodDefaults, pod: &Pod, namespace: &str) -> v1::DnsConf
             });
         }
     }
-    // "Default" (and None without dnsConfig) leaves everything empty: the node's resolv.conf.
+    // Upstream keeps at most 32 search domains.
+    config.searches.truncate(32);
     config
 }
 
@@ -275,5 +312,74 @@ pub fn container_config(
             }),
         }),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::PodSpec;
+
+    fn defaults() -> PodDefaults {
+        PodDefaults {
+            log_root: "/var/log/pods".into(),
+            cluster_dns: "10.43.0.10".into(),
+            cluster_domain: "cluster.local".into(),
+            pods_root: "/var/lib/cox/pods".into(),
+            host_dns: HostDns::parse(
+                "# the node's\nnameserver 192.0.2.53\nsearch corp.example\noptions edns0 ; x\n",
+            ),
+        }
+    }
+
+    fn pod(policy: &str, host_network: bool) -> Pod {
+        Pod {
+            spec: Some(PodSpec {
+                dns_policy: Some(policy.into()),
+                host_network: Some(host_network),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn resolv_conf_is_read_as_libc_reads_it() {
+        let dns = HostDns::parse(
+            "domain a.example\nsearch b.example c.example\nnameserver 1.2.3.4 # x\nnameserver 5.6.7.8\noptions ndots:2 rotate\n",
+        );
+        assert_eq!(dns.nameservers, ["1.2.3.4", "5.6.7.8"]);
+        assert_eq!(dns.searches, ["b.example", "c.example"]);
+        assert_eq!(dns.options, ["ndots:2", "rotate"]);
+    }
+
+    #[test]
+    fn each_dns_policy_gets_upstreams_settings() {
+        let cluster = dns_config(&defaults(), &pod("ClusterFirst", false), "shop");
+        assert_eq!(cluster.servers, ["10.43.0.10"]);
+        assert_eq!(
+            cluster.searches,
+            [
+                "shop.svc.cluster.local",
+                "svc.cluster.local",
+                "cluster.local",
+                "corp.example"
+            ]
+        );
+        assert_eq!(cluster.options, ["ndots:5"]);
+
+        let node = dns_config(&defaults(), &pod("Default", false), "shop");
+        assert_eq!(node.servers, ["192.0.2.53"]);
+        assert_eq!(node.searches, ["corp.example"]);
+        assert_eq!(node.options, ["edns0"]);
+
+        // ClusterFirst falls back to the node's settings on the host network.
+        let host = dns_config(&defaults(), &pod("ClusterFirst", true), "shop");
+        assert_eq!(host.servers, ["192.0.2.53"]);
+        let with_host = dns_config(&defaults(), &pod("ClusterFirstWithHostNet", true), "shop");
+        assert_eq!(with_host.servers, ["10.43.0.10"]);
+
+        let none = dns_config(&defaults(), &pod("None", false), "shop");
+        assert!(none.servers.is_empty() && none.searches.is_empty());
     }
 }

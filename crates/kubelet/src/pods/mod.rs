@@ -13,11 +13,13 @@
 //! - [`events`]: the events `kubectl describe` shows.
 //! - [`probes`]: liveness, readiness and startup probes.
 //! - [`volumes`]: emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes.
+//! - [`hosts`]: the pod's `/etc/hosts` (its own names and `hostAliases`).
 //! - [`worker`]: one pod's convergence.
 
 pub mod config;
 pub mod env;
 pub mod events;
+pub mod hosts;
 pub mod probes;
 pub mod resources;
 pub mod status;
@@ -33,7 +35,7 @@ use kube::api::Api;
 use kube::runtime::watcher;
 use tokio::sync::watch;
 
-pub use config::PodDefaults;
+pub use config::{HostDns, PodDefaults};
 use worker::{Context, Cri, PodState};
 
 /// Why the pod half of the kubelet stopped.

@@ -396,7 +396,7 @@ impl Context {
             None => 0,
         };
         match self
-            .create_and_start(pod, sandbox.id, container, start_attempt, state)
+            .create_and_start(pod, sandbox, container, start_attempt, state)
             .await
         {
             Ok(id) => {
@@ -476,7 +476,7 @@ impl Context {
     async fn create_and_start(
         &self,
         pod: &Pod,
-        sandbox: &str,
+        sandbox: Sandbox<'_>,
         container: &Container,
         attempt: u32,
         state: &PodState,
@@ -489,8 +489,24 @@ impl Context {
         let volumes = super::volumes::set_up(&self.client, &self.defaults.pods_root, pod)
             .await
             .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
-        let mounts = super::volumes::mounts(container, &volumes)
+        let mut mounts = super::volumes::mounts(container, &volumes)
             .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
+        if !mounts.iter().any(|m| m.container_path == "/etc/hosts") {
+            let node_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            let text = super::hosts::contents(
+                pod,
+                sandbox.pod_ip,
+                &self.defaults.cluster_domain,
+                &node_hosts,
+            );
+            let path = super::hosts::write(&self.defaults.pods_root, pod, &text)
+                .map_err(|e| ("CreateContainerConfigError".to_string(), e.to_string()))?;
+            mounts.push(v1::Mount {
+                container_path: "/etc/hosts".into(),
+                host_path: path.display().to_string(),
+                ..Default::default()
+            });
+        }
         let mut container_config =
             config::container_config(pod, container, &image_ref, attempt, env);
         container_config.mounts = mounts;
@@ -498,7 +514,7 @@ impl Context {
         let mut runtime = self.cri.runtime.clone();
         let id = runtime
             .create_container(v1::CreateContainerRequest {
-                pod_sandbox_id: sandbox.to_string(),
+                pod_sandbox_id: sandbox.id.to_string(),
                 config: Some(container_config),
                 sandbox_config: Some(sandbox_config),
             })
