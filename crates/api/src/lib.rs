@@ -11,6 +11,8 @@
 //! - [`patch`]: JSON patch and merge patch.
 //! - [`pod_connect`]: the pod subresources handed on to the kubelet (`log`, `exec`, `attach`,
 //!   `portforward`): their options, the container, the kubelet's address and URL.
+//! - [`proxy`]: the `proxy` subresources of Services and Pods: the name, the backend (a
+//!   ready endpoint, the Pod's IP), the path, and redirects rewritten under the proxy path.
 //! - [`strategic_merge`]: strategic merge patch, from the patch markers in [`schema`].
 //! - [`openapi`]: the OpenAPI v2 and v3 documents kubectl reads for apply, validation, explain.
 //! - [`protobuf`]: Kubernetes protobuf bodies to JSON, from [`schema`].
@@ -26,6 +28,7 @@ pub mod openapi;
 pub mod patch;
 pub mod pod_connect;
 pub mod protobuf;
+pub mod proxy;
 pub mod quantity;
 pub mod registry;
 pub mod schema;

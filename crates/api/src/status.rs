@@ -310,6 +310,12 @@ impl ApiError {
         )
     }
 
+    /// A backend the request needs is not there or not answering (upstream's
+    /// `NewServiceUnavailable`).
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, Reason::ServiceUnavailable, message)
+    }
+
     pub fn timeout(message: impl Into<String>) -> Self {
         Self::new(504, Reason::Timeout, message)
     }

@@ -1,5 +1,5 @@
 //! Bodies in and out: the request size limit, decoding by content type, and responses (JSON
-//! objects, `Status` errors, streams).
+//! objects, `Status` errors, streams, bodies relayed from backends, spliced upgrades).
 
 use std::convert::Infallible;
 
@@ -149,6 +149,67 @@ pub fn stream(
         HeaderValue::from_static("no-cache, private"),
     );
     response
+}
+
+/// A body received from a backend, passed on frame by frame as it arrives. A backend that
+/// fails mid-body ends it early: when the answer had a `Content-Length`, the server then
+/// breaks the connection rather than pretend the body was whole.
+pub fn streamed(body: Incoming) -> Body {
+    BodyExt::boxed(Relayed(body))
+}
+
+#[derive(Debug)]
+struct Relayed(Incoming);
+
+impl hyper::body::Body for Relayed {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match std::pin::Pin::new(&mut self.0).poll_frame(cx) {
+            std::task::Poll::Ready(Some(Err(error))) => {
+                tracing::debug!(%error, "a relayed body ended early");
+                std::task::Poll::Ready(None)
+            }
+            std::task::Poll::Ready(Some(Ok(frame))) => std::task::Poll::Ready(Some(Ok(frame))),
+            std::task::Poll::Ready(None) => std::task::Poll::Ready(None),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.0.size_hint()
+    }
+}
+
+/// Once both sides of an upgrade have switched protocols, copies bytes between them until
+/// either ends; `what` names the backend in logs.
+pub fn splice_upgrades(
+    client: hyper::upgrade::OnUpgrade,
+    backend: hyper::upgrade::OnUpgrade,
+    what: &'static str,
+) {
+    tokio::spawn(async move {
+        let (client, backend) = match tokio::try_join!(client, backend) {
+            Ok(both) => both,
+            Err(error) => {
+                tracing::debug!(%error, what, "an upgrade failed");
+                return;
+            }
+        };
+        let mut client = hyper_util::rt::TokioIo::new(client);
+        let mut backend = hyper_util::rt::TokioIo::new(backend);
+        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+            tracing::debug!(%error, what, "an upgraded connection ended");
+        }
+    });
 }
 
 /// True when the client asked for aggregated discovery (`as=APIGroupDiscoveryList`, v2).

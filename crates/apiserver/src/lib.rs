@@ -15,6 +15,7 @@
 //! - [`metrics`]: the `/metrics` endpoint; [`openapi`]: the OpenAPI documents.
 //! - [`pod_connect`]: pods' `log`, `exec`, `attach` and `portforward`, proxied to the pod's
 //!   kubelet through the [`kubelet`] client.
+//! - [`proxy`]: services' and pods' `proxy`, forwarded to a ready endpoint or the pod's IP.
 
 pub mod allocator;
 pub mod authn;
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod pod_connect;
+pub mod proxy;
 pub mod request;
 pub mod rest;
 pub mod scale;

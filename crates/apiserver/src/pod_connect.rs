@@ -11,7 +11,6 @@ use cox_api::status::{ApiError, Reason};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use crate::http::{self as h, Body};
@@ -239,21 +238,11 @@ async fn proxy_upgrade(
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     }
-    let from_client = hyper::upgrade::on(&mut client_request);
-    let from_kubelet = hyper::upgrade::on(&mut response);
-    tokio::spawn(async move {
-        let (client, kubelet) = match tokio::try_join!(from_client, from_kubelet) {
-            Ok(both) => both,
-            Err(error) => {
-                tracing::debug!(%error, "a stream upgrade failed");
-                return;
-            }
-        };
-        let (mut client, mut kubelet) = (TokioIo::new(client), TokioIo::new(kubelet));
-        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut kubelet).await {
-            tracing::debug!(%error, "a stream to a kubelet ended");
-        }
-    });
+    h::splice_upgrades(
+        hyper::upgrade::on(&mut client_request),
+        hyper::upgrade::on(&mut response),
+        "kubelet",
+    );
     Ok(answer)
 }
 

@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::request::{self, Query, ResourceRequest, Route};
 use crate::rest::{self, Rest};
 use crate::tls::{self, ClusterCerts};
-use crate::{discovery, openapi, pod_connect, tables, watch};
+use crate::{discovery, openapi, pod_connect, proxy, tables, watch};
 
 /// HTTP/2 streams one connection may have open (upstream's --http2-max-streams-per-connection
 /// is of the same order).
@@ -68,6 +68,8 @@ struct State {
     rest: Rest,
     /// Pods' logs and streams are their kubelets'.
     kubelets: crate::kubelet::KubeletClient,
+    /// Services' and pods' `proxy` subresources reach the backends through this.
+    proxies: proxy::ProxyClient,
     config: Config,
     authorizer: Box<dyn Authorizer>,
     metrics: Metrics,
@@ -100,6 +102,7 @@ impl ApiServer {
                     services,
                 },
                 kubelets: crate::kubelet::KubeletClient::new(config.certs.clone()),
+                proxies: proxy::ProxyClient::default(),
                 config,
                 authorizer: Box::new(MastersOnly),
                 metrics: Metrics::default(),
@@ -195,7 +198,7 @@ async fn handle(
         Route::Resource(r) => (r.verb.clone(), r.resource.clone()),
         _ => (method.as_str().to_ascii_lowercase(), String::new()),
     };
-    let response = match respond(state, cert_user, route, query, request).await {
+    let response = match respond(state, cert_user, peer, route, query, request).await {
         Ok(response) => response,
         Err(err) => h::error(&err),
     };
@@ -229,6 +232,7 @@ fn authenticate(
 async fn respond(
     state: &State,
     cert_user: Option<User>,
+    peer: SocketAddr,
     route: Route,
     query: Query,
     request: Request<Incoming>,
@@ -284,7 +288,7 @@ async fn respond(
                     "",
                 ));
             }
-            resource(state, resource_request, query, request).await
+            resource(state, resource_request, query, peer, request).await
         }
         Route::Unknown | Route::Health(_) | Route::Version => Err(ApiError::no_route()),
     }
@@ -322,7 +326,9 @@ fn resolve(request: &ResourceRequest) -> Result<&'static Resource, ApiError> {
             None => return Err(ApiError::no_route()),
         },
     };
-    if !verbs.contains(&request.verb.as_str()) {
+    // OPTIONS has no verb (upstream's request info leaves it empty); the proxy forwards it.
+    let proxied_options = request.subresource == "proxy" && request.verb.is_empty();
+    if !verbs.contains(&request.verb.as_str()) && !proxied_options {
         return Err(ApiError::method_not_supported(
             resource.group,
             resource.plural,
@@ -340,6 +346,7 @@ fn resolve(request: &ResourceRequest) -> Result<&'static Resource, ApiError> {
             | "exec"
             | "attach"
             | "portforward"
+            | "proxy"
     ) {
         return Err(ApiError::method_not_supported(
             resource.group,
@@ -382,6 +389,7 @@ async fn resource(
     state: &State,
     request: ResourceRequest,
     query: Query,
+    peer: SocketAddr,
     http_request: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let request = namespace_subresource(request);
@@ -449,6 +457,10 @@ async fn resource(
         "log" => return pod_connect::log(backends, resource, &request, &query).await,
         "exec" | "attach" | "portforward" => {
             return pod_connect::connect(backends, resource, &request, &query, http_request).await;
+        }
+        "proxy" => {
+            return proxy::serve(rest, &state.proxies, resource, &request, peer, http_request)
+                .await;
         }
         _ => {}
     }
