@@ -5,5 +5,6 @@
 pub mod api;
 pub mod containerd;
 pub mod runtime;
+pub mod services;
 pub mod stats;
 pub mod store;

@@ -36,6 +36,13 @@ enum What {
         #[arg(long, value_delimiter = ',')]
         targets: Vec<String>,
     },
+    /// Services: proxy rule programming at 1,000 and 10,000 Services, traffic through a
+    /// ClusterIP beside the pod IP, cluster DNS queries beside a UDP echo.
+    Services {
+        /// Small sizes: checks that the benchmark runs; the figures mean little.
+        #[arg(long)]
+        smoke: bool,
+    },
     /// The API server over HTTPS: creates, gets, lists, watch fan-out, memory.
     Api {
         /// Small sizes: checks that the benchmark runs; the figures mean little.
@@ -73,6 +80,14 @@ pub async fn run(args: Args) -> Result<()> {
             };
             config.only = targets;
             cox_bench::runtime::run(&config).await?;
+        }
+        What::Services { smoke } => {
+            let config = if smoke {
+                cox_bench::services::Config::smoke()
+            } else {
+                cox_bench::services::Config::full()
+            };
+            cox_bench::services::run(&config).await?;
         }
         What::Api { smoke } => {
             let binary = std::env::current_exe()?;

@@ -228,6 +228,25 @@ fn a_cluster_ip_service_balances_over_ready_pods_and_follows_scaling() {
     let direct = pod_ips(&cluster, "app=web").into_iter().next().unwrap();
     assert!(fetch_from(&cluster, "client", &format!("http://{direct}:8080/")).is_some());
 
+    // ClientIP affinity: the client sticks to one replica.
+    cluster.ok(&[
+        "patch",
+        "service",
+        "web",
+        "-p",
+        r#"{"spec":{"sessionAffinity":"ClientIP"}}"#,
+    ]);
+    wait_until(&cluster, "affinity", Duration::from_secs(20), || {
+        answering(&cluster, "client", &url, 6).len() == 1
+    });
+    cluster.ok(&[
+        "patch",
+        "service",
+        "web",
+        "-p",
+        r#"{"spec":{"sessionAffinity":"None"}}"#,
+    ]);
+
     // Scaled down to one: the endpoints follow, and only that pod answers.
     cluster.ok(&["scale", "deployment", "web", "--replicas=1"]);
     wait_until(
@@ -245,6 +264,55 @@ fn a_cluster_ip_service_balances_over_ready_pods_and_follows_scaling() {
         fetch_from(&cluster, &last, &url).as_deref(),
         Some(last.as_str())
     );
+
+    // A Service without selector, with hand-written Endpoints: mirrored into a slice and
+    // proxied like any other.
+    let last_ip = pod_ips(&cluster, "app=web").into_iter().next().unwrap();
+    let manual = cluster.file(
+        "manual.yaml",
+        &format!(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: manual}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {{name: manual}}
+subsets:
+- addresses: [{{ip: "{last_ip}"}}]
+  ports: [{{name: http, port: 8080}}]
+"#
+        ),
+    );
+    cluster.ok(&["apply", "-f", &manual]);
+    let manual_ip = cluster.ok(&[
+        "get",
+        "service",
+        "manual",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    wait_until(
+        &cluster,
+        "the manual service",
+        Duration::from_secs(20),
+        || {
+            fetch_from(&cluster, "client", &format!("http://{manual_ip}/")).as_deref()
+                == Some(last.as_str())
+        },
+    );
+    let mirrored = cluster.ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=manual",
+        "-o",
+        "jsonpath={.items[0].metadata.labels.endpointslice\\.kubernetes\\.io/managed-by}",
+    ]);
+    assert_eq!(mirrored, "endpointslicemirroring-controller.k8s.io");
 
     // A NodePort answers on the node (127.0.0.1 here) from outside the pods.
     cluster.ok(&[
