@@ -466,6 +466,9 @@ spec:
     image: busybox:1.36
     command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
     ports: [{name: http, containerPort: 8080}]
+  - name: sidecar
+    image: busybox:1.36
+    command: ["sleep", "3600"]
 "#;
 
 const SERVICES: &str = r#"
@@ -495,7 +498,8 @@ spec:
   containers:
   - name: client
     image: busybox:1.36
-    command: ["sleep", "3600"]
+    # The kubelet expands $(VAR) from the environment before the shell sees it.
+    command: ["sh", "-c", "echo $(KUBERNETES_SERVICE_HOST) > /tmp/api; exec sleep 3600"]
 "#;
 
 /// `nslookup NAME` from the client pod through its resolv.conf: the output, and whether
@@ -598,13 +602,39 @@ fn pods_find_services_and_each_other_by_name() {
         "{hosts}"
     );
     let named_ip = cluster.ok(&["get", "pod", "named", "-o", "jsonpath={.status.podIP}"]);
-    let named_hosts = cluster.ok(&["exec", "named", "--", "cat", "/etc/hosts"]);
+    let named_hosts = cluster.ok(&["exec", "named", "-c", "web", "--", "cat", "/etc/hosts"]);
     assert!(
         named_hosts.contains(&format!(
             "{named_ip}\tdb-0.web-headless.default.svc.cluster.local\tdb-0"
         )),
         "{named_hosts}"
     );
+
+    // The Service variables, and $(VAR) in the command.
+    let env = cluster.ok(&["exec", "client", "--", "env"]);
+    assert!(env.contains("KUBERNETES_SERVICE_HOST=10.43.0.1\n"), "{env}");
+    assert!(
+        env.contains("KUBERNETES_PORT=tcp://10.43.0.1:443\n"),
+        "{env}"
+    );
+    assert!(env.contains("KUBERNETES_SERVICE_PORT_HTTPS=443\n"), "{env}");
+    let api = cluster.ok(&["exec", "client", "--", "cat", "/tmp/api"]);
+    assert_eq!(api.trim(), "10.43.0.1");
+
+    // Within a pod, over localhost: the sidecar reaches its neighbour container.
+    let local = cluster.ok(&[
+        "exec",
+        "named",
+        "-c",
+        "sidecar",
+        "--",
+        "timeout",
+        "3",
+        "wget",
+        "-qO-",
+        "http://localhost:8080/",
+    ]);
+    assert_eq!(local.trim(), "db-0");
 
     // The tutorial's requests, by short and by full name.
     // Each answers with its host name: the named pod's is `db-0`.

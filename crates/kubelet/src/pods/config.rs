@@ -169,6 +169,14 @@ pub fn sandbox_config(defaults: &PodDefaults, pod: &Pod, attempt: u32) -> v1::Po
     }
 }
 
+fn expanded(words: Option<&[String]>, env: &[(String, String)]) -> Vec<String> {
+    words
+        .unwrap_or_default()
+        .iter()
+        .map(|word| super::env::expand(word, env))
+        .collect()
+}
+
 /// The pod's DNS settings by its `dnsPolicy`, as upstream's kubelet computes them.
 fn dns_config(defaults: &PodDefaults, pod: &Pod, namespace: &str) -> v1::DnsConfig {
     let spec = pod.spec.clone().unwrap_or_default();
@@ -270,8 +278,9 @@ pub fn container_config(
             image: image.to_string(),
             ..Default::default()
         }),
-        command: container.command.clone().unwrap_or_default(),
-        args: container.args.clone().unwrap_or_default(),
+        // `$(VAR)` in the command and arguments: from the container's environment.
+        command: expanded(container.command.as_deref(), &env),
+        args: expanded(container.args.as_deref(), &env),
         working_dir: container.working_dir.clone().unwrap_or_default(),
         envs: env
             .into_iter()

@@ -1,11 +1,15 @@
 //! A container's environment, as upstream's kubelet builds it: `envFrom` sources first, then
-//! `env` in order, each `$(VAR)` expanded from the variables before it.
+//! `env` in order, each `$(VAR)` expanded from the variables before it (and the Service
+//! variables); then the Service variables the container did not set itself: for every Service
+//! of the pod's namespace with a cluster IP (unless `enableServiceLinks: false`) and for the
+//! `kubernetes` Service, `<NAME>_SERVICE_HOST`/`_PORT`/`_PORT_<PORT NAME>` and the Docker-link
+//! style `<NAME>_PORT_<port>_<PROTO>[_PROTO|_PORT|_ADDR]`.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
-use kube::api::Api;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
+use kube::api::{Api, ListParams};
 
 /// The resolved variables, in order; an error names what could not be read.
 pub async fn resolve(
@@ -19,6 +23,7 @@ pub async fn resolve(
         .namespace
         .clone()
         .unwrap_or_else(|| "default".into());
+    let service_vars = service_variables(client, pod, &namespace).await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let mut env: Vec<(String, String)> = Vec::new();
@@ -66,7 +71,11 @@ pub async fn resolve(
     }
     for var in container.env.iter().flatten() {
         let value = match &var.value_from {
-            None => expand(var.value.as_deref().unwrap_or_default(), &env),
+            None => {
+                let scope: Vec<(String, String)> =
+                    env.iter().chain(service_vars.iter()).cloned().collect();
+                expand(var.value.as_deref().unwrap_or_default(), &scope)
+            }
             Some(source) => {
                 if let Some(field) = &source.field_ref {
                     field_value(pod, &field.field_path, node_ip)
@@ -112,7 +121,104 @@ pub async fn resolve(
         };
         set(&mut env, var.name.clone(), value);
     }
+    for (key, value) in service_vars {
+        if !env.iter().any(|(k, _)| *k == key) {
+            env.push((key, value));
+        }
+    }
     Ok(env)
+}
+
+/// The Services whose variables the pod gets: its namespace's (with service links on), and
+/// `default/kubernetes` whatever the setting (upstream's "master services").
+async fn service_variables(
+    client: &kube::Client,
+    pod: &Pod,
+    namespace: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let links = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .unwrap_or(true);
+    let mut services: Vec<Service> = Vec::new();
+    if links {
+        let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+        services = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| format!("listing services: {e}"))?
+            .items;
+    }
+    if !links || namespace != "default" {
+        let api: Api<Service> = Api::namespaced(client.clone(), "default");
+        if let Some(kubernetes) = api
+            .get_opt("kubernetes")
+            .await
+            .map_err(|e| format!("reading the kubernetes service: {e}"))?
+        {
+            services.push(kubernetes);
+        }
+    }
+    Ok(service_env(&services))
+}
+
+/// The variables for `services` (upstream's `FromServices`), in a stable order.
+pub fn service_env(services: &[Service]) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    let mut services: Vec<&Service> = services.iter().collect();
+    services.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    for service in services {
+        let Some(spec) = &service.spec else { continue };
+        let Some(ip) = spec
+            .cluster_ip
+            .as_deref()
+            .filter(|ip| !ip.is_empty() && *ip != "None")
+        else {
+            continue;
+        };
+        let ports = spec.ports.clone().unwrap_or_default();
+        let Some(first) = ports.first() else { continue };
+        let name = env_name(service.metadata.name.as_deref().unwrap_or_default());
+        vars.push((format!("{name}_SERVICE_HOST"), ip.to_owned()));
+        vars.push((format!("{name}_SERVICE_PORT"), first.port.to_string()));
+        for port in &ports {
+            if let Some(port_name) = port.name.as_deref().filter(|n| !n.is_empty()) {
+                vars.push((
+                    format!("{name}_SERVICE_PORT_{}", env_name(port_name)),
+                    port.port.to_string(),
+                ));
+            }
+        }
+        let host = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip.to_owned()
+        };
+        let protocol = |p: &k8s_openapi::api::core::v1::ServicePort| {
+            p.protocol.clone().unwrap_or_else(|| "TCP".into())
+        };
+        let proto = protocol(first).to_lowercase();
+        vars.push((
+            format!("{name}_PORT"),
+            format!("{proto}://{host}:{}", first.port),
+        ));
+        for port in &ports {
+            let upper = protocol(port).to_uppercase();
+            let lower = upper.to_lowercase();
+            let prefix = format!("{name}_PORT_{}_{upper}", port.port);
+            vars.push((prefix.clone(), format!("{lower}://{host}:{}", port.port)));
+            vars.push((format!("{prefix}_PROTO"), lower));
+            vars.push((format!("{prefix}_PORT"), port.port.to_string()));
+            vars.push((format!("{prefix}_ADDR"), ip.to_owned()));
+        }
+    }
+    vars
+}
+
+/// A Service or port name as a variable name: upper case, `-` as `_`.
+fn env_name(name: &str) -> String {
+    name.to_uppercase().replace('-', "_")
 }
 
 fn secret_data(secret: &Secret) -> BTreeMap<String, String> {
@@ -219,11 +325,46 @@ pub fn expand(text: &str, env: &[(String, String)]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::expand;
+    use super::{Service, expand, service_env};
 
     #[test]
     fn expands_like_upstream() {
         let env = vec![("A".to_string(), "x".to_string())];
         assert_eq!(expand("$(A)-$(B)-$$(A)-$", &env), "x-$(B)-$(A)-$");
+    }
+
+    #[test]
+    fn services_become_variables_as_upstream_names_them() {
+        let service: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "my-db", "namespace": "shop"},
+            "spec": {"clusterIP": "10.43.0.20", "ports": [
+                {"name": "sql", "port": 5432},
+                {"name": "metrics-http", "port": 9187, "protocol": "TCP"},
+            ]},
+        }))
+        .unwrap();
+        let headless: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "peers"},
+            "spec": {"clusterIP": "None", "ports": [{"port": 80}]},
+        }))
+        .unwrap();
+        let vars = service_env(&[service, headless]);
+        let get = |k: &str| {
+            vars.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("MY_DB_SERVICE_HOST"), Some("10.43.0.20"));
+        assert_eq!(get("MY_DB_SERVICE_PORT"), Some("5432"));
+        assert_eq!(get("MY_DB_SERVICE_PORT_METRICS_HTTP"), Some("9187"));
+        assert_eq!(get("MY_DB_PORT"), Some("tcp://10.43.0.20:5432"));
+        assert_eq!(get("MY_DB_PORT_9187_TCP"), Some("tcp://10.43.0.20:9187"));
+        assert_eq!(get("MY_DB_PORT_9187_TCP_PROTO"), Some("tcp"));
+        assert_eq!(get("MY_DB_PORT_9187_TCP_PORT"), Some("9187"));
+        assert_eq!(get("MY_DB_PORT_9187_TCP_ADDR"), Some("10.43.0.20"));
+        assert!(
+            vars.iter().all(|(k, _)| !k.starts_with("PEERS")),
+            "{vars:?}"
+        );
     }
 }
