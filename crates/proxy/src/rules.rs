@@ -5,7 +5,13 @@
 //! kube-proxy: lookups in maps keyed by `address . protocol . port`, not one rule per
 //! Service, so a packet costs the same whatever the number of Services.
 //!
-//! Traffic to a ClusterIP is DNATed to an endpoint chosen at random (`numgen`); traffic to
+//! Traffic to a ClusterIP is DNATed to an endpoint chosen at random: rule `i` of `N` takes
+//! the connection with probability `1/(N-i)` (`numgen random mod (N-i) == 0`), the last takes
+//! what is left, so each endpoint gets `1/N`. (Upstream writes one anonymous verdict map per
+//! Service instead; the kernel's cost for those grows with the square of their number: 30 s
+//! of a 31 s load of 10,000 Services here, against 1.7 s for the whole table this way. One
+//! shared map keyed by offsets is worse still: every chain change revalidates every pick.)
+//! Traffic to
 //! a node port, a load-balancer IP or an external IP goes through an "external" chain that
 //! marks it for masquerading first (or keeps it on this node's endpoints, for
 //! `externalTrafficPolicy: Local`). Connections to a Service port without endpoints, to a
@@ -15,7 +21,6 @@
 
 use crate::model::{Endpoint, ServicePort};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 pub const TABLE: &str = "cox-proxy";
 /// The packet-mark bit that asks for masquerading on the way out (kube-proxy's).
@@ -237,18 +242,17 @@ fn balance(rules: &mut Ruleset, port: &ServicePort, endpoints: &[Endpoint]) -> V
             rules.affinity_sets.insert(set, timeout);
         }
     }
-    let mut vmap = String::new();
+    let count = endpoints.len();
     for (i, endpoint) in endpoints.iter().enumerate() {
-        if i > 0 {
-            vmap.push_str(", ");
+        let target = endpoint_chain(port, endpoint);
+        let left = count - i;
+        if left > 1 {
+            chain.push(format!("numgen random mod {left} == 0 goto {target}"));
+        } else {
+            chain.push(format!("goto {target}"));
         }
-        let _ = write!(vmap, "{i} : goto {}", endpoint_chain(port, endpoint));
         add_endpoint(rules, port, endpoint);
     }
-    chain.push(format!(
-        "numgen random mod {} vmap {{ {vmap} }}",
-        endpoints.len()
-    ));
     chain
 }
 
@@ -316,10 +320,11 @@ mod tests {
         let rules = render(&[port(&[[10, 42, 0, 3], [10, 42, 0, 4]])], &networks());
         let chain = &rules.chains["svc-default/web/tcp/http"];
         assert_eq!(
-            chain.last().map(String::as_str),
-            Some(
-                "numgen random mod 2 vmap { 0 : goto sep-default/web/tcp/http__10.42.0.3/8080, 1 : goto sep-default/web/tcp/http__10.42.0.4/8080 }"
-            )
+            chain[1..],
+            [
+                "numgen random mod 2 == 0 goto sep-default/web/tcp/http__10.42.0.3/8080",
+                "goto sep-default/web/tcp/http__10.42.0.4/8080",
+            ]
         );
         assert_eq!(
             rules.elements["service-ips"]["10.43.0.7 . tcp . 80"],
