@@ -23,6 +23,7 @@
 
 pub mod defaults;
 pub mod fields;
+pub mod graceful;
 pub mod labels;
 pub mod openapi;
 pub mod patch;

@@ -33,6 +33,19 @@ pub fn now() -> String {
         .unwrap_or_default()
 }
 
+/// The time `seconds` after `timestamp` (an RFC 3339 time as [`now`] writes them), in the
+/// same format; `None` if `timestamp` is not one.
+pub fn add_seconds(timestamp: &str, seconds: i64) -> Option<String> {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    let parsed =
+        time::OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+    (parsed + time::Duration::seconds(seconds))
+        .format(&format)
+        .ok()
+}
+
 pub fn new_uid() -> String {
     uuid::Uuid::new_v4().to_string()
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use base64::Engine;
 use bytes::Bytes;
 use cox_api::fields::{self, FieldSelector};
+use cox_api::graceful::{self, Deletion};
 use cox_api::labels::Selector;
 use cox_api::patch::{self, PatchType};
 use cox_api::registry::Resource;
@@ -836,6 +837,54 @@ impl Rest {
             let current = self.current(resource, request).await?;
             let object = decode(&current)?;
             check_preconditions(resource, &request.name, &object, options)?;
+            let mut marked = object.clone();
+            if resource.group.is_empty() && resource.plural == "pods" {
+                // Graceful deletion: mark, and let the kubelet remove it when it has stopped.
+                let now = objects::now();
+                let (timestamp, seconds) = match graceful::pod_deletion(&object, options) {
+                    Deletion::Pending => {
+                        let mut pending = object.clone();
+                        objects::set_resource_version(&mut pending, current.mod_revision);
+                        return Ok((StatusCode::OK, pending));
+                    }
+                    Deletion::Mark { seconds } => (objects::add_seconds(&now, seconds), seconds),
+                    Deletion::Shorten { from, to } => {
+                        let stamp = objects::str_at(&object, "/metadata/deletionTimestamp");
+                        (objects::add_seconds(stamp, to - from), to)
+                    }
+                    Deletion::Now => (None, 0),
+                };
+                if seconds > 0 || marked.pointer("/metadata/deletionTimestamp").is_some() {
+                    marked["metadata"]["deletionTimestamp"] = json!(timestamp.unwrap_or(now));
+                    marked["metadata"]["deletionGracePeriodSeconds"] = json!(seconds);
+                }
+                let has_finalizers = object
+                    .pointer("/metadata/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty());
+                if seconds > 0 || (has_finalizers && marked != object) {
+                    if dry {
+                        return Ok((StatusCode::OK, marked));
+                    }
+                    if let Some(metadata) =
+                        marked.get_mut("metadata").and_then(Value::as_object_mut)
+                    {
+                        metadata.remove("resourceVersion");
+                    }
+                    match self
+                        .store
+                        .update(&current.key, encode(&marked)?, current.mod_revision)
+                        .await
+                    {
+                        Ok(revision) => {
+                            objects::set_resource_version(&mut marked, revision);
+                            return Ok((StatusCode::OK, marked));
+                        }
+                        Err(StoreError::Conflict { .. }) => continue,
+                        Err(err) => return Err(store_error(resource, &request.name, err)),
+                    }
+                }
+            }
             let finalizers = object
                 .pointer("/metadata/finalizers")
                 .and_then(Value::as_array)
@@ -846,7 +895,6 @@ impl Rest {
                     .and_then(Value::as_array)
                     .is_some_and(|f| !f.is_empty());
             if finalizers || spec_finalizers {
-                let mut marked = object.clone();
                 if marked.pointer("/metadata/deletionTimestamp").is_none() {
                     marked["metadata"]["deletionTimestamp"] = json!(objects::now());
                     marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);

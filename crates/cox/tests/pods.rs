@@ -448,3 +448,95 @@ spec:
         "0"
     );
 }
+
+#[test]
+fn a_deleted_pod_terminates_gracefully_and_the_kubelet_removes_it() {
+    let cluster = Cluster::start_with_agent();
+    let manifest = cluster.file(
+        "stubborn.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: stubborn}
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: forced}
+spec:
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+"#,
+    );
+    cluster.ok(&["apply", "-f", &manifest]);
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/stubborn",
+        "pod/forced",
+        "--timeout=60s",
+    ]);
+
+    // Marked, not removed: the grace period runs while the container ignores SIGTERM.
+    let started = Instant::now();
+    cluster.ok(&["delete", "pod", "stubborn", "--wait=false"]);
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "pod/stubborn",
+            "{.metadata.deletionGracePeriodSeconds}"
+        ),
+        "3"
+    );
+    assert!(!jsonpath(&cluster, "pod/stubborn", "{.metadata.deletionTimestamp}").is_empty());
+    let listed = cluster.ok(&["get", "pod", "stubborn"]);
+    assert!(listed.contains("Terminating"), "{listed}");
+    // A longer grace period asked later changes nothing.
+    cluster.ok(&[
+        "delete",
+        "pod",
+        "stubborn",
+        "--wait=false",
+        "--grace-period=60",
+    ]);
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "pod/stubborn",
+            "{.metadata.deletionGracePeriodSeconds}"
+        ),
+        "3"
+    );
+    wait_until("the pod to be removed", Duration::from_secs(30), || {
+        !cluster
+            .kubectl(&["get", "pod", "stubborn"])
+            .status
+            .success()
+    });
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "removed before its grace period: {:?}",
+        started.elapsed()
+    );
+
+    // --force --grace-period=0 removes the object at once; the kubelet cleans up after.
+    cluster.ok(&[
+        "delete",
+        "pod",
+        "forced",
+        "--force",
+        "--grace-period=0",
+        "--wait=false",
+    ]);
+    assert!(!cluster.kubectl(&["get", "pod", "forced"]).status.success());
+    wait_until("the sandboxes to go", Duration::from_secs(30), || {
+        cluster.sandboxes().trim().is_empty()
+    });
+}
