@@ -627,6 +627,98 @@ fn kubectl_1_28_to_1_32_exec_attach_and_port_forward() {
     check_attach(&cluster, &kubectl, "reader");
 }
 
+/// An HTTP/1.0 request on a connection the client half-closes once the request is written
+/// (`shutdown(Write)`, as HTTP/1.0 clients and `nc -N` do), from the cluster's network
+/// namespace; returns all the answer up to the server's close, or how reading it failed.
+fn half_closed_request(cluster: &Cluster, port: u16) -> Result<String, std::io::Error> {
+    let netns = cluster.netns.clone();
+    std::thread::spawn(move || {
+        cluster::enter_netns(&netns);
+        let mut connection = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        connection.set_read_timeout(Some(Duration::from_secs(10)))?;
+        connection.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+        connection.shutdown(std::net::Shutdown::Write)?;
+        let mut answer = Vec::new();
+        connection.read_to_end(&mut answer)?;
+        Ok(String::from_utf8_lossy(&answer).into_owned())
+    })
+    .join()
+    .unwrap()
+}
+
+/// A pod whose server closes each connection right after answering (busybox `httpd`, an
+/// HTTP/1.0-style server): the answer written before the close reaches the local client, and
+/// the local connection then ends cleanly, for every connection of one `kubectl port-forward`.
+/// And a client that half-closes after its request (regression: the kubelet took the client's
+/// end of sending for the end of the connection and closed it before the pod answered, so the
+/// client read nothing): the pod reads the end of the request and its answer still arrives.
+/// Over the WebSocket tunnel (the default kubectl) and SPDY (kubectl 1.30).
+#[test]
+fn port_forward_keeps_the_answer_when_the_pod_closes_or_the_client_half_closes() {
+    let cluster = start();
+    let manifest = cluster.file(
+        "echo.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: echo}
+spec:
+  containers:
+  - name: web
+    image: busybox:1.36
+    command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+"#,
+    );
+    cluster.ok(&["apply", "-f", &manifest]);
+    let ready = cluster.kubectl(&["wait", "--for=condition=Ready", "pod/echo", "--timeout=60s"]);
+    assert!(
+        ready.status.success(),
+        "echo never Ready: {}\n{}",
+        text(&ready),
+        cluster.server_log()
+    );
+    for (kubectl, local) in [
+        (PathBuf::from(KUBECTL), 18100),
+        (kubectl_version(30), 18130),
+    ] {
+        let mut forward = start_port_forward(&cluster, &kubectl, "echo", local, 8080);
+        for attempt in 0..2 {
+            let page = cluster.exec(
+                "curl",
+                &[
+                    "-sS",
+                    "--max-time",
+                    "10",
+                    &format!("http://127.0.0.1:{local}/"),
+                ],
+            );
+            assert!(
+                page.status.success() && String::from_utf8_lossy(&page.stdout) == "echo\n",
+                "{}, connection {attempt}: {}\n{}",
+                kubectl.display(),
+                text(&page),
+                cluster.server_log()
+            );
+        }
+        let answer = half_closed_request(&cluster, local);
+        assert!(
+            answer
+                .as_ref()
+                .is_ok_and(|a| a.starts_with("HTTP/1.") && a.ends_with("\r\n\r\necho\n")),
+            "{}, a half-closed request: {answer:?}",
+            kubectl.display()
+        );
+        assert!(
+            forward.try_wait().unwrap().is_none(),
+            "port-forward exited after serving"
+        );
+        let _ = forward.kill();
+        let _ = forward.wait();
+    }
+}
+
 #[test]
 fn the_kubelet_api_wants_a_cluster_certificate_and_unbound_pods_have_no_streams() {
     let cluster = start();

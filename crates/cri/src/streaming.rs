@@ -6,7 +6,9 @@
 //! carries the exit code), 4 terminal resize (`{"Width":w,"Height":h}`). v5 adds 255, "close":
 //! `[255, n]` says the sender will write no more on channel n (stdin's end of file). For
 //! port-forward, port i has data channel 2i and error channel 2i+1, and the first frame the
-//! server sends on each carries the port number (2 bytes, little endian).
+//! server sends on each carries the port number (2 bytes, little endian). Over v5, a client's
+//! `[255, 2i]` half-closes port i's connection: the pod reads the end of its input and may
+//! still answer; the server ends the stream once the pod has closed every connection.
 
 use serde_json::{Value, json};
 

@@ -4,21 +4,23 @@
 //! - SPDY (`Upgrade: SPDY/3.1`, `portforward.k8s.io`; kubectl ≤ 1.30 and its fallback), and the
 //!   same SPDY inside a WebSocket (`SPDY/3.1+portforward.k8s.io`; kubectl ≥ 1.31): per local
 //!   connection the client opens an `error` and a `data` stream with the same `requestid`
-//!   and `port`; each pair gets its own runtime stream.
+//!   and `port`; each pair gets its own runtime stream. The client's FIN on the data stream
+//!   is a half-close, passed on to the pod; the pod's close ends the pair, after its data.
 //! - WebSocket channels (`v4.channel.k8s.io`; kube-rs, the Python client): the ports are in the
 //!   query, and the client's socket is relayed to the runtime's, which speaks the same framing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use cox_cri::spdy::{self as frames, Frame};
-use cox_cri::streaming;
+use cox_cri::streaming::{self, CLOSE};
 use cox_cri::v1;
 use futures::{SinkExt, StreamExt};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::lookup::{Lookup, runtime_error};
@@ -32,6 +34,9 @@ const SPDY_PROTOCOL: &str = "portforward.k8s.io";
 const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
 /// WebSocket subprotocols of the channel framing, most preferred first.
 const CHANNEL_PROTOCOLS: &[&str] = &[streaming::V4, SPDY_PROTOCOL, streaming::V1];
+/// How long the pod may go on answering a client that is done sending, when the runtime's
+/// stream cannot carry the half-close to it (before v5): upstream's runtimes wait as long.
+const ANSWER_GRACE: Duration = Duration::from_secs(1);
 
 /// Ports from `port=80,443` (repeatable).
 fn ports(query: &Query) -> Result<Vec<u16>, HttpError> {
@@ -147,12 +152,22 @@ struct Pair {
     port: u16,
 }
 
+/// What a forwarder gets of its client's data stream.
+#[derive(Debug)]
+struct Inbound {
+    /// The client's data, in order; dropped at the client's FIN.
+    data: Option<mpsc::Sender<Bytes>>,
+    /// Told when the client resets the stream, or the connection ends: the forwarder stops.
+    /// The forwarder holds the other reference while it runs.
+    reset: Arc<Notify>,
+}
+
 /// Serves a SPDY port-forward connection: pairs the client's streams and starts a forwarder
 /// for each pair.
 async fn serve_spdy(mut session: Session, lookup: Arc<Lookup>, sandbox: String) {
     let out = session.outgoing.clone();
     let mut pairs: HashMap<String, Pair> = HashMap::new();
-    let mut forwarders: HashMap<u32, mpsc::Sender<Bytes>> = HashMap::new();
+    let mut forwarders: HashMap<u32, Inbound> = HashMap::new();
     while let Some(frame) = session.incoming.recv().await {
         match frame {
             Frame::SynStream {
@@ -192,8 +207,16 @@ async fn serve_spdy(mut session: Session, lookup: Arc<Lookup>, sandbox: String) 
                 } = *pair
                 {
                     pairs.remove(&request);
+                    forwarders.retain(|_, forwarder| Arc::strong_count(&forwarder.reset) > 1);
                     let (sender, receiver) = mpsc::channel(16);
-                    forwarders.insert(data, sender);
+                    let reset = Arc::new(Notify::new());
+                    forwarders.insert(
+                        data,
+                        Inbound {
+                            data: Some(sender),
+                            reset: reset.clone(),
+                        },
+                    );
                     let forwarder = Forwarder {
                         port,
                         data,
@@ -201,26 +224,37 @@ async fn serve_spdy(mut session: Session, lookup: Arc<Lookup>, sandbox: String) 
                         out: out.clone(),
                     };
                     let (lookup, sandbox) = (lookup.clone(), sandbox.clone());
-                    tokio::spawn(async move { forwarder.run(&lookup, &sandbox, receiver).await });
+                    tokio::spawn(async move {
+                        forwarder.run(&lookup, &sandbox, receiver, &reset).await;
+                    });
                 }
             }
             Frame::Data { stream, fin, data } => {
-                if let Some(forwarder) = forwarders.get(&stream)
+                let Some(forwarder) = forwarders.get_mut(&stream) else {
+                    continue;
+                };
+                if let Some(sender) = &forwarder.data
                     && !data.is_empty()
-                    && forwarder.send(data).await.is_err()
+                    && sender.send(data).await.is_err()
                 {
-                    forwarders.remove(&stream);
+                    forwarder.data = None;
                 }
                 if fin {
-                    forwarders.remove(&stream);
+                    // A half-close: the forwarder passes it on to the pod and goes on.
+                    forwarder.data = None;
                 }
             }
             Frame::RstStream { stream, .. } => {
-                forwarders.remove(&stream);
+                if let Some(forwarder) = forwarders.remove(&stream) {
+                    forwarder.reset.notify_one();
+                }
             }
             Frame::GoAway { .. } => break,
             _ => {}
         }
+    }
+    for forwarder in forwarders.values() {
+        forwarder.reset.notify_one();
     }
 }
 
@@ -234,10 +268,19 @@ struct Forwarder {
 }
 
 impl Forwarder {
-    async fn run(self, lookup: &Lookup, sandbox: &str, from_client: mpsc::Receiver<Bytes>) {
-        let failure = match self.carry(lookup, sandbox, from_client).await {
-            Ok(message) => message,
-            Err(error) => error.message,
+    async fn run(
+        self,
+        lookup: &Lookup,
+        sandbox: &str,
+        from_client: mpsc::Receiver<Bytes>,
+        reset: &Notify,
+    ) {
+        let failure = tokio::select! {
+            carried = self.carry(lookup, sandbox, from_client) => match carried {
+                Ok(message) => message,
+                Err(error) => error.message,
+            },
+            () = reset.notified() => String::new(),
         };
         if !failure.is_empty() {
             let _ = self.out.send(Frame::data(self.error, failure, false)).await;
@@ -252,7 +295,10 @@ impl Forwarder {
             .await;
     }
 
-    /// Relays until either side ends; returns what the runtime reported on the error channel.
+    /// Relays both ways until the runtime ends the stream, each way on its own so that neither
+    /// waits for the other; returns what the runtime reported on the error channel. The
+    /// client's end of sending goes to the pod as a half-close (v5), or leaves the pod
+    /// [`ANSWER_GRACE`] to finish its answer.
     async fn carry(
         &self,
         lookup: &Lookup,
@@ -260,53 +306,61 @@ impl Forwarder {
         mut from_client: mpsc::Receiver<Bytes>,
     ) -> Result<String, HttpError> {
         let url = runtime_url(lookup, sandbox, &[self.port]).await?;
-        let (socket, _) = upgrade::open_runtime(&url, streaming::PROTOCOLS).await?;
+        let (socket, protocol) = upgrade::open_runtime(&url, streaming::PROTOCOLS).await?;
+        let half_closes = protocol.as_deref() == Some(streaming::V5);
         let (mut sink, mut from_runtime) = socket.split();
-        // The first message on each channel is the port number, not data.
-        let mut seen = [false; 2];
-        let mut failure = Vec::new();
-        loop {
-            tokio::select! {
-                data = from_client.recv() => match data {
-                    Some(data) => {
-                        if sink.send(Message::binary(streaming::frame(0, &data))).await.is_err() {
-                            break;
-                        }
-                    }
-                    None => break,
-                },
-                message = from_runtime.next() => match message {
-                    Some(Ok(Message::Binary(bytes))) => {
-                        let Some((channel, data)) = streaming::parse(&bytes) else {
-                            continue;
-                        };
-                        let Some(first) = seen.get_mut(usize::from(channel)) else {
-                            continue;
-                        };
-                        if !*first {
-                            *first = true;
-                            continue;
-                        }
-                        if channel == 1 {
-                            // The runtime could not reach the port: this connection is over.
-                            failure.extend_from_slice(data);
-                            break;
-                        } else if self
-                            .out
-                            .send(Frame::data(self.data, Bytes::copy_from_slice(data), false))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                    Some(Ok(_)) => {}
-                },
+        let to_pod = async {
+            while let Some(data) = from_client.recv().await {
+                let frame = streaming::frame(0, &data);
+                if sink.send(Message::binary(frame)).await.is_err() {
+                    // The runtime is ending the stream, which `from_pod` sees through; the
+                    // client's data goes nowhere meanwhile.
+                    while from_client.recv().await.is_some() {}
+                    std::future::pending::<()>().await;
+                }
             }
-        }
+            if half_closes && sink.send(Message::binary(vec![CLOSE, 0])).await.is_ok() {
+                // The pod's close ends the stream.
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(ANSWER_GRACE).await;
+        };
+        let from_pod = async {
+            // The first message on each channel is the port number, not data.
+            let mut seen = [false; 2];
+            while let Some(Ok(message)) = from_runtime.next().await {
+                let bytes = match message {
+                    Message::Binary(bytes) => bytes,
+                    Message::Close(_) => break,
+                    _ => continue,
+                };
+                let Some((channel, data)) = streaming::parse(&bytes) else {
+                    continue;
+                };
+                let Some(first) = seen.get_mut(usize::from(channel)) else {
+                    continue;
+                };
+                if !*first {
+                    *first = true;
+                    continue;
+                }
+                if channel == 1 {
+                    // The runtime could not reach the port: this connection is over.
+                    return String::from_utf8_lossy(data).into_owned();
+                }
+                let frame = Frame::data(self.data, Bytes::copy_from_slice(data), false);
+                if self.out.send(frame).await.is_err() {
+                    break;
+                }
+            }
+            String::new()
+        };
+        let failure = tokio::select! {
+            failure = from_pod => failure,
+            () = to_pod => String::new(),
+        };
         let _ = sink.close().await;
-        Ok(String::from_utf8_lossy(&failure).into_owned())
+        Ok(failure)
     }
 }
 

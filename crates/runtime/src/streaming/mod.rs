@@ -147,7 +147,7 @@ impl StreamServer {
             } => attach::run(socket, protocol, &runtime, &container_id, stdin).await,
             Pending::PortForward { sandbox_id, ports } => {
                 let ports = ports_from_query(&query).unwrap_or(ports);
-                portforward::run(socket, &runtime, &sandbox_id, &ports).await
+                portforward::run(socket, protocol, &runtime, &sandbox_id, &ports).await
             }
         }
     }

@@ -1,12 +1,15 @@
 //! A port-forward stream: for each requested port, a TCP connection to that port on the pod's
 //! loopback, made from inside the pod's network namespace, carried on the port's data channel.
-//! The stream closes once the pod has closed every connection (or none could be made).
+//! Over v5 the client may half-close a connection (`[255, data channel]`): the pod reads the
+//! end of its input and answers on. The stream closes once the pod has closed every connection
+//! (or none could be made), after all the pod wrote.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cox_cri::streaming;
+use cox_cri::streaming::{self, CLOSE};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -16,8 +19,12 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::runtime::{Runtime, lock};
 
+/// How long a finished stream waits for the client's half of the WebSocket close handshake.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(5);
+
 pub(super) async fn run(
     socket: WebSocketStream<TcpStream>,
+    protocol: &str,
     runtime: &Runtime,
     sandbox_id: &str,
     ports: &[u16],
@@ -27,7 +34,7 @@ pub(super) async fn run(
     let netns = runtime.pod_paths(&record).net;
     let (mut sink, mut incoming) = socket.split();
     let (out, mut outgoing) = mpsc::channel::<Message>(64);
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         while let Some(message) = outgoing.recv().await {
             if sink.send(message).await.is_err() {
                 break;
@@ -77,16 +84,27 @@ pub(super) async fn run(
     }
     // The stream ends when the client closes it, or when every port's connection has been
     // closed by the pod (or never opened), as upstream's kubelet ends it.
+    let half_closes = protocol == streaming::V5;
     let pods_done = futures::future::join_all(readers);
     tokio::pin!(pods_done);
-    loop {
+    let client_closed = loop {
         let message = tokio::select! {
             message = incoming.next() => message,
-            _ = &mut pods_done => break,
+            _ = &mut pods_done => break false,
         };
         match message {
-            Some(Ok(Message::Binary(bytes))) => {
-                if let Some((channel, data)) = streaming::parse(&bytes) {
+            Some(Ok(Message::Binary(bytes))) => match streaming::parse(&bytes) {
+                // The client sends no more on this connection: the pod reads its end of
+                // input (a FIN) and its answer still comes back.
+                Some((CLOSE, [channel])) if half_closes => {
+                    if channel % 2 == 0
+                        && let Some(slot) = writers.get_mut(usize::from(channel / 2))
+                        && let Some(mut to_pod) = slot.take()
+                    {
+                        let _ = to_pod.shutdown().await;
+                    }
+                }
+                Some((channel, data)) => {
                     let index = usize::from(channel / 2);
                     if channel % 2 == 0
                         && let Some(Some(writer)) = writers.get_mut(index)
@@ -95,14 +113,31 @@ pub(super) async fn run(
                         writers[index] = None;
                     }
                 }
-            }
-            Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                None => {}
+            },
+            Some(Ok(Message::Close(_)) | Err(_)) | None => break true,
             Some(Ok(_)) => {}
         }
-    }
+    };
     drop(writers);
     drop(out);
-    let _ = writer.await;
+    if client_closed {
+        let _ = writer.await;
+        return Ok(());
+    }
+    // The writer sends what the pods wrote, then our close. Meanwhile, and until the client's
+    // close, whatever the client still sends is read and dropped: input left unread when the
+    // socket closes would turn the close into a reset, losing the answer still in flight.
+    let drain = async { while let Some(Ok(_)) = incoming.next().await {} };
+    tokio::pin!(drain);
+    tokio::select! {
+        () = &mut drain => {
+            let _ = writer.await;
+        }
+        _ = &mut writer => {
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, drain).await;
+        }
+    }
     Ok(())
 }
 
