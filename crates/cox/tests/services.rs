@@ -335,8 +335,25 @@ subsets:
 
     // No endpoints: refused at once, not left to time out.
     cluster.ok(&["scale", "deployment", "web", "--replicas=0"]);
+    // (A terminating pod still serves until it is gone, as upstream's proxy keeps sending
+    // to serving endpoints while none is ready.)
     wait_until(&cluster, "no endpoints", Duration::from_secs(30), || {
-        ready_addresses(&cluster, "web").is_empty()
+        let slices = json(&cluster.ok(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            "json",
+        ]));
+        let listed = slices["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["endpoints"].as_array())
+            .map(Vec::len)
+            .sum::<usize>();
+        pod_names(&cluster, "app=web").is_empty() && listed == 0
     });
     let (error, took) = refused_from(&cluster, "client", &url);
     let table = cluster.exec("nft", &["list", "table", "ip", "cox-proxy"]);
@@ -424,6 +441,9 @@ fn a_load_balancer_service_gets_the_nodes_address_and_answers_there() {
             String::from_utf8_lossy(&out.stdout).trim() == pod
         },
     );
+
+    let answered = port_forward_service(&cluster, &format!("pod/{pod}"), 8080);
+    assert_eq!(answered, pod, "port-forward");
 
     // Another class's load balancer is not ours to fill.
     let other = cluster.file(
@@ -642,12 +662,25 @@ fn pods_find_services_and_each_other_by_name() {
     assert!(names.remove("named"));
     names.insert("db-0".to_owned());
     for url in ["http://web/", "http://web.default.svc.cluster.local/"] {
-        let mut answered = None;
-        wait_until(&cluster, url, Duration::from_secs(30), || {
-            answered = fetch_from(&cluster, "client", url);
-            answered.is_some()
-        });
-        let who = answered.unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let who = loop {
+            let output =
+                cluster.kubectl(&["exec", "client", "--", "timeout", "3", "wget", "-qO-", url]);
+            if output.status.success() {
+                break String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            }
+            if Instant::now() > deadline {
+                let (lookup, _) = nslookup(&cluster, "web.default.svc.cluster.local");
+                let table = cluster.exec("nft", &["list", "table", "ip", "cox-proxy"]);
+                panic!(
+                    "{url}: {}\nnslookup: {lookup}\n{}\n{}",
+                    String::from_utf8_lossy(&output.stderr),
+                    cluster.ok(&["get", "endpointslices", "-A", "-o", "wide"]),
+                    String::from_utf8_lossy(&table.stdout),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        };
         assert!(
             names.contains(&who),
             "{url} answered {who:?}, not one of {names:?}"
@@ -682,6 +715,13 @@ fn pods_find_services_and_each_other_by_name() {
     let (text, found) = nslookup(&cluster, "nothing.default.svc.cluster.local");
     assert!(!found && text.contains("NXDOMAIN"), "{text}");
 
+    // `kubectl port-forward service/web` reaches one of its pods.
+    let answered = port_forward_service(&cluster, "service/web", 80);
+    assert!(
+        names.contains(&answered),
+        "port-forward answered {answered:?}"
+    );
+
     // `kubectl cluster-info` lists the DNS Service, and the link it prints is a proxy path.
     let info = cluster.ok(&["cluster-info"]);
     assert!(
@@ -689,4 +729,59 @@ fn pods_find_services_and_each_other_by_name() {
             && info.contains("/api/v1/namespaces/kube-system/services/kube-dns:dns/proxy"),
         "{info}"
     );
+}
+
+/// `kubectl port-forward TARGET :PORT`, then one request through the local port it picked;
+/// the body.
+fn port_forward_service(cluster: &Cluster, target: &str, port: u16) -> String {
+    use std::io::Read as _;
+    use std::process::{Command, Stdio};
+    let mut forward = Command::new("ip")
+        .args(["netns", "exec", &cluster.netns, cluster::KUBECTL])
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .args(["port-forward", target, &format!(":{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = forward.stdout.take().unwrap();
+    let (said, heard) = std::sync::mpsc::channel();
+    // Reads to the end: kubectl writes a line for every connection, and dies of SIGPIPE if
+    // nobody reads them.
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 256];
+        let mut told = false;
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&seen).into_owned();
+            // "Forwarding from 127.0.0.1:<local> -> <remote>"
+            if !told
+                && let Some(rest) = text.split("Forwarding from 127.0.0.1:").nth(1)
+                && let Some(local) = rest.split(' ').next()
+                && rest.contains('\n')
+            {
+                let _ = said.send(local.to_owned());
+                told = true;
+            }
+        }
+    });
+    let local = heard.recv_timeout(Duration::from_secs(30));
+    let body = local.map(|local| {
+        let url = format!("http://127.0.0.1:{local}/");
+        let out = cluster.exec("curl", &["-sS", "--max-time", "5", &url]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    });
+    let _ = forward.kill();
+    let _ = forward.wait();
+    body.unwrap_or_else(|_| panic!("kubectl port-forward {target} never listened"))
 }
