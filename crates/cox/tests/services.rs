@@ -662,7 +662,7 @@ fn pods_find_services_and_each_other_by_name() {
     assert!(names.remove("named"));
     names.insert("db-0".to_owned());
     for url in ["http://web/", "http://web.default.svc.cluster.local/"] {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         let who = loop {
             let output =
                 cluster.kubectl(&["exec", "client", "--", "timeout", "3", "wget", "-qO-", url]);
