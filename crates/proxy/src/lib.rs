@@ -5,11 +5,13 @@
 //! - [`model`]: each Service port, with the endpoints its slices list and which to use.
 //! - [`rules`]: the table's skeleton and the Service-dependent chains and map elements.
 //! - [`nft`]: applying a ruleset in one transaction, changing only what differs.
+//! - [`conntrack`]: deleting UDP flows that still point at endpoints gone.
 //!
 //! A sync runs after changes, at most every [`ProxyConfig::min_sync_interval`]; rules
 //! stay in place when the proxy stops (connections keep flowing while it restarts), and
 //! the next start replaces the table wholesale.
 
+pub mod conntrack;
 pub mod model;
 pub mod nft;
 pub mod rules;
@@ -86,40 +88,55 @@ pub async fn run(
     let changed = Arc::new(Notify::new());
     let services = watch(Api::<Service>::all(client.clone()), Arc::clone(&changed));
     let slices = watch(Api::<EndpointSlice>::all(client), Arc::clone(&changed));
-    let mut table = nft::Table::new(config.networks.clone());
-    let sync_loop = async {
-        services.wait_until_ready().await.context("service watch")?;
-        slices.wait_until_ready().await.context("slice watch")?;
-        loop {
-            let started = std::time::Instant::now();
-            let ports = model::service_ports(&services.state(), &slices.state(), &config.node_name);
-            let wanted = rules::render(&ports, &config.networks);
-            let (result, back) = tokio::task::spawn_blocking(move || {
-                let result = table.sync(wanted);
-                (result, table)
-            })
-            .await
-            .context("the nft task panicked")?;
-            table = back;
-            match result {
-                Ok(true) => {
-                    tracing::debug!(ports = ports.len(), took = ?started.elapsed(), "proxy rules synced")
-                }
-                Ok(false) => {}
-                Err(error) => {
-                    tracing::error!(%error, "proxy: programming nftables failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    changed.notify_one();
-                }
-            }
-            tokio::time::sleep(config.min_sync_interval).await;
-            changed.notified().await;
-        }
-        #[allow(unreachable_code)]
-        Ok::<(), anyhow::Error>(())
-    };
     tokio::select! {
         () = stop => Ok(()),
-        result = sync_loop => result,
+        result = sync_forever(&config, &services, &slices, &changed) => {
+            result.map(|never| match never {})
+        }
+    }
+}
+
+/// Syncs the rules after every change, at most every `min_sync_interval`.
+async fn sync_forever(
+    config: &ProxyConfig,
+    services: &Store<Service>,
+    slices: &Store<EndpointSlice>,
+    changed: &Notify,
+) -> Result<std::convert::Infallible> {
+    services.wait_until_ready().await.context("service watch")?;
+    slices.wait_until_ready().await.context("slice watch")?;
+    let mut table = nft::Table::new(config.networks.clone());
+    let mut applied: Vec<model::ServicePort> = Vec::new();
+    loop {
+        let started = std::time::Instant::now();
+        let ports = model::service_ports(&services.state(), &slices.state(), &config.node_name);
+        let wanted = rules::render(&ports, &config.networks);
+        let stale = conntrack::stale_udp_flows(&applied, &ports);
+        let (result, back) = tokio::task::spawn_blocking(move || {
+            let result = table.sync(wanted);
+            // Only once the new rules are in: a flow deleted before would come right back.
+            if result.is_ok() {
+                conntrack::clear(&stale);
+            }
+            (result, table)
+        })
+        .await
+        .context("the nft task panicked")?;
+        table = back;
+        match result {
+            Ok(synced) => {
+                if synced {
+                    tracing::debug!(ports = ports.len(), took = ?started.elapsed(), "proxy rules synced");
+                }
+                applied = ports;
+            }
+            Err(error) => {
+                tracing::error!(%error, "proxy: programming nftables failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                changed.notify_one();
+            }
+        }
+        tokio::time::sleep(config.min_sync_interval).await;
+        changed.notified().await;
     }
 }

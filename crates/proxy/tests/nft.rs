@@ -6,6 +6,7 @@
 use std::net::Ipv4Addr;
 use std::process::Command;
 
+use cox_proxy::conntrack;
 use cox_proxy::model::{Endpoint, Protocol, ServicePort};
 use cox_proxy::nft::Table;
 use cox_proxy::rules::{self, Networks};
@@ -38,6 +39,40 @@ impl Netns {
                 .join()
                 .expect("the namespace thread panicked")
         })
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let status = Command::new("ip").args(["-n", &self.0]).args(args).status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "ip -n {} {args:?}",
+            self.0
+        );
+    }
+
+    /// A UDP server in the namespace on `address` answering every datagram with `answer`,
+    /// for ten seconds of silence at most.
+    fn udp_server(&self, address: &'static str, answer: &'static str) {
+        let path = format!("/run/netns/{}", self.0);
+        let (ready, bound) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("open the namespace");
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&file),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .expect("setns");
+            let socket = std::net::UdpSocket::bind(address).expect("bind");
+            socket
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .expect("timeout");
+            ready.send(()).expect("tell");
+            let mut buffer = [0u8; 64];
+            while let Ok((_, peer)) = socket.recv_from(&mut buffer) {
+                let _ = socket.send_to(answer.as_bytes(), peer);
+            }
+        });
+        bound.recv().expect("the server started");
     }
 
     fn nft(&self, args: &[&str]) -> String {
@@ -162,4 +197,65 @@ fn a_ruleset_nft_refuses_is_an_error_and_the_next_sync_starts_over() {
     assert!(result.is_err());
     let good = netns.run(|| table.sync(rules::render(&[], &networks())));
     assert!(good.expect("the sync after a failure"));
+}
+
+#[test]
+fn a_udp_client_moves_to_the_new_endpoint_once_its_old_one_is_gone() {
+    let node = Netns::new("udp");
+    let pod = Netns::new("udp-pod");
+    node.ip(&["link", "set", "lo", "up"]);
+    node.ip(&[
+        "link", "add", "v0", "type", "veth", "peer", "name", "eth0", "netns", &pod.0,
+    ]);
+    node.ip(&["addr", "add", "10.42.0.1/24", "dev", "v0"]);
+    node.ip(&["link", "set", "v0", "up"]);
+    node.ip(&["route", "add", "default", "via", "10.42.0.2"]);
+    pod.ip(&["addr", "add", "10.42.0.2/24", "dev", "eth0"]);
+    pod.ip(&["addr", "add", "10.42.0.3/24", "dev", "eth0"]);
+    pod.ip(&["link", "set", "eth0", "up"]);
+    pod.udp_server("10.42.0.2:5353", "old");
+    pod.udp_server("10.42.0.3:5353", "new");
+    let dns = |endpoint: [u8; 4]| ServicePort {
+        id: "kube-system/dns/udp/dns".into(),
+        protocol: Protocol::Udp,
+        port: 53,
+        cluster_ips: vec![Ipv4Addr::new(10, 43, 0, 53)],
+        node_port: None,
+        external_ips: vec![],
+        local_only: false,
+        affinity_seconds: None,
+        endpoints: vec![Endpoint {
+            ip: endpoint.into(),
+            port: 5353,
+            local: true,
+        }],
+    };
+    let answers = node.run(move || {
+        let mut table = Table::new(networks());
+        let before = vec![dns([10, 42, 0, 2])];
+        table
+            .sync(rules::render(&before, &networks()))
+            .expect("sync");
+        // One client socket throughout: the same flow, as a resolver's would be.
+        let client = std::net::UdpSocket::bind("10.42.0.1:40053").expect("bind");
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .expect("timeout");
+        client.connect("10.43.0.53:53").expect("connect");
+        let ask = || {
+            client.send(b"?").expect("send");
+            let mut buffer = [0u8; 16];
+            let n = client.recv(&mut buffer).unwrap_or(0);
+            String::from_utf8_lossy(&buffer[..n]).into_owned()
+        };
+        let first = ask();
+        let after = vec![dns([10, 42, 0, 3])];
+        let stale = conntrack::stale_udp_flows(&before, &after);
+        table
+            .sync(rules::render(&after, &networks()))
+            .expect("sync");
+        conntrack::clear(&stale);
+        (first, ask())
+    });
+    assert_eq!(answers, ("old".to_owned(), "new".to_owned()));
 }
