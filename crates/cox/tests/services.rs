@@ -785,3 +785,89 @@ fn port_forward_service(cluster: &Cluster, target: &str, port: u16) -> String {
     let _ = forward.wait();
     body.unwrap_or_else(|_| panic!("kubectl port-forward {target} never listened"))
 }
+
+/// A web server answering `/cgi-bin/ip` with the client address it sees.
+const SOURCE: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: source}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: source}}
+  template:
+    metadata: {labels: {app: source}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: busybox:1.36
+        command:
+        - sh
+        - -c
+        - |
+          mkdir -p /www/cgi-bin
+          printf '#!/bin/sh\necho Content-Type: text/plain\necho\necho $REMOTE_ADDR\n' > /www/cgi-bin/ip
+          chmod +x /www/cgi-bin/ip
+          exec httpd -f -p 8080 -h /www
+        ports: [{containerPort: 8080}]
+        readinessProbe:
+          tcpSocket: {port: 8080}
+          periodSeconds: 1
+"#;
+
+#[test]
+fn external_traffic_policy_local_keeps_the_clients_address() {
+    let cluster = start();
+    let source = cluster.file("source.yaml", SOURCE);
+    cluster.ok(&["apply", "-f", &source]);
+    cluster.ok(&[
+        "create",
+        "service",
+        "nodeport",
+        "source",
+        "--tcp=80:8080",
+        "--node-port=31001",
+    ]);
+    let rollout = cluster.kubectl(&["rollout", "status", "deployment/source", "--timeout=90s"]);
+    assert!(rollout.status.success(), "{}", cluster.server_log());
+    // From another host (192.0.2.254) to the node's address.
+    let seen = || {
+        let out = cluster.exec_outside(
+            "curl",
+            &[
+                "-sf",
+                "--max-time",
+                "3",
+                "http://192.0.2.1:31001/cgi-bin/ip",
+            ],
+        );
+        // httpd listens on IPv6 too, so it writes IPv4 clients as `[::ffff:a.b.c.d]`.
+        let text = String::from_utf8_lossy(&out.stdout);
+        let text = text.trim();
+        text.strip_prefix("[::ffff:")
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(text)
+            .to_owned()
+    };
+    // Cluster: masqueraded, the pod sees the node's address on the pod network.
+    let mut cluster_policy = String::new();
+    wait_until(&cluster, "the node port", Duration::from_secs(30), || {
+        cluster_policy = seen();
+        !cluster_policy.is_empty()
+    });
+    assert_eq!(cluster_policy, "10.42.0.1");
+    // Local: the client's own address.
+    cluster.ok(&[
+        "patch",
+        "service",
+        "source",
+        "-p",
+        r#"{"spec":{"externalTrafficPolicy":"Local"}}"#,
+    ]);
+    wait_until(
+        &cluster,
+        "the client's address",
+        Duration::from_secs(30),
+        || seen() == "192.0.2.254",
+    );
+}

@@ -256,23 +256,22 @@ impl Cluster {
     }
 
     /// Gives the cluster's namespace what a real host has: a second address (192.0.2.1)
-    /// and a default route, on a veth whose other end (also in the namespace) answers
-    /// nobody. Packets that took that route would vanish, so a prompt refusal shows the
-    /// node's own rules turned them away.
+    /// and a default route through a gateway, 192.0.2.254, in a namespace of its own (the
+    /// "outside": [`Cluster::exec_outside`]). The gateway forwards nothing, so packets that
+    /// took the default route would vanish: a prompt refusal shows the node's own rules
+    /// turned them away.
     pub fn add_uplink(&self) {
+        let outside = self.outside_netns();
+        run(Command::new("ip").args(["netns", "add", &outside]));
         let ip = |args: &[&str]| run(Command::new("ip").args(["-n", &self.netns]).args(args));
+        let out = |args: &[&str]| run(Command::new("ip").args(["-n", &outside]).args(args));
         ip(&[
-            "link",
-            "add",
-            "uplink",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "uplink-peer",
+            "link", "add", "uplink", "type", "veth", "peer", "name", "eth0", "netns", &outside,
         ]);
         ip(&["addr", "add", "192.0.2.1/24", "dev", "uplink"]);
-        ip(&["link", "set", "uplink-peer", "up"]);
+        out(&["addr", "add", "192.0.2.254/24", "dev", "eth0"]);
+        out(&["link", "set", "eth0", "up"]);
+        out(&["link", "set", "lo", "up"]);
         ip(&["link", "set", "uplink", "up"]);
         ip(&[
             "route",
@@ -283,6 +282,20 @@ impl Cluster {
             "dev",
             "uplink",
         ]);
+    }
+
+    fn outside_netns(&self) -> String {
+        format!("{}-out", self.netns)
+    }
+
+    /// Runs a command on the "outside" host [`Cluster::add_uplink`] made (192.0.2.254).
+    pub fn exec_outside(&self, program: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.outside_netns(), program])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running {program}: {e}"))
     }
 
     /// Runs a command inside the cluster's network namespace.
@@ -424,8 +437,11 @@ impl Drop for Cluster {
         if self.agent {
             self.force_clean();
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .status();
+        for netns in [self.netns.clone(), self.outside_netns()] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &netns])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
