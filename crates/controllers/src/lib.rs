@@ -32,15 +32,22 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::ReplicationController;
 use kube::Client;
 
+/// Settings of the controllers.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Where LoadBalancer Services' addresses come from (default: the nodes' addresses).
+    pub load_balancer_pool: Option<service_lb::Pool>,
+}
+
 /// Runs every controller until they all end (they end only if their watches cannot go on).
-pub async fn run(client: Client) {
+pub async fn run(client: Client, options: Options) {
     tokio::join!(
         namespace::run(client.clone()),
         replicaset::run::<ReplicaSet>(client.clone()),
         replicaset::run::<ReplicationController>(client.clone()),
         deployment::run(client.clone()),
         endpoints::run(client.clone()),
-        service_lb::run(client.clone()),
+        service_lb::run(client.clone(), options.load_balancer_pool),
         garbage_collector::run(client),
     );
 }

@@ -15,6 +15,10 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; the server's flags are the big variant"
+)]
 enum Command {
     /// Run the control plane on this machine.
     Server(server::Args),

@@ -48,6 +48,10 @@ pub struct Args {
     /// Bearer tokens, upstream's CSV format: `token,user,uid,"group1,group2"`.
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
+    /// Addresses for LoadBalancer Services (`FIRST-LAST` or `ADDRESS/BITS`), one each,
+    /// instead of the nodes' addresses.
+    #[arg(long)]
+    servicelb_address_pool: Option<String>,
     /// Run the control plane only: no container runtime and no kubelet on this machine.
     #[arg(long)]
     disable_agent: bool,
@@ -170,7 +174,14 @@ pub async fn run(args: Args) -> Result<()> {
         .context("making the controller manager's certificate")?;
     kubeconfig::write_for(&certs, &controller_cert, &url, &controller_kubeconfig)
         .with_context(|| format!("writing {}", controller_kubeconfig.display()))?;
-    let controllers = tokio::spawn(run_controllers(controller_kubeconfig));
+    let load_balancer_pool = args
+        .servicelb_address_pool
+        .as_deref()
+        .map(cox_controllers::service_lb::Pool::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--servicelb-address-pool: {e}"))?;
+    let options = cox_controllers::Options { load_balancer_pool };
+    let controllers = tokio::spawn(run_controllers(controller_kubeconfig, options));
 
     // The scheduler, likewise: an API client with its own credentials.
     let scheduler_kubeconfig = args.data_dir.join("server/cred/scheduler.kubeconfig");
@@ -244,9 +255,9 @@ pub(crate) async fn client_from(kubeconfig: &std::path::Path) -> Result<kube::Cl
     Ok(kube::Client::try_from(config)?)
 }
 
-async fn run_controllers(kubeconfig: PathBuf) {
+async fn run_controllers(kubeconfig: PathBuf, options: cox_controllers::Options) {
     match client_from(&kubeconfig).await {
-        Ok(client) => cox_controllers::run(client).await,
+        Ok(client) => cox_controllers::run(client, options).await,
         Err(err) => tracing::error!(error = %err, "starting the controllers"),
     }
 }

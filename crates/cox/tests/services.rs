@@ -143,7 +143,11 @@ fn answering(cluster: &Cluster, pod: &str, url: &str, tries: usize) -> BTreeSet<
 }
 
 fn start() -> Cluster {
-    let cluster = Cluster::start_with_agent();
+    start_with(&[])
+}
+
+fn start_with(args: &[&str]) -> Cluster {
+    let cluster = Cluster::start_with_agent_and(args);
     cluster.add_uplink();
     wait_until(
         &cluster,
@@ -869,5 +873,73 @@ fn external_traffic_policy_local_keeps_the_clients_address() {
         "the client's address",
         Duration::from_secs(30),
         || seen() == "192.0.2.254",
+    );
+}
+
+#[test]
+fn load_balancers_take_addresses_from_a_configured_pool() {
+    let cluster = start_with(&["--servicelb-address-pool", "198.51.100.10-198.51.100.11"]);
+    let web = cluster.file("web.yaml", &echo_deployment("pool", 1));
+    cluster.ok(&["apply", "-f", &web]);
+    let rollout = cluster.kubectl(&["rollout", "status", "deployment/pool", "--timeout=90s"]);
+    assert!(rollout.status.success(), "{}", cluster.server_log());
+    let ingress = |name: &str| {
+        cluster.ok(&[
+            "get",
+            "service",
+            name,
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[*].ip}",
+        ])
+    };
+    for (name, port) in [("first", "8081"), ("second", "8082"), ("third", "8083")] {
+        cluster.ok(&[
+            "expose",
+            "deployment",
+            "pool",
+            "--name",
+            name,
+            "--type=LoadBalancer",
+            &format!("--port={port}"),
+            "--target-port=8080",
+        ]);
+        // One at a time, so that which gets which address is known.
+        if name != "third" {
+            wait_until(&cluster, "an address", Duration::from_secs(20), || {
+                !ingress(name).is_empty()
+            });
+        }
+    }
+    assert_eq!(ingress("first"), "198.51.100.10");
+    assert_eq!(ingress("second"), "198.51.100.11");
+    // The pool is used up: the third waits.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(ingress("third"), "");
+    // Freed by the first: the third takes it.
+    cluster.ok(&["delete", "service", "first"]);
+    wait_until(
+        &cluster,
+        "the freed address",
+        Duration::from_secs(20),
+        || ingress("third") == "198.51.100.10",
+    );
+    // The outside reaches it through the node.
+    let route = cluster.exec_outside(
+        "ip",
+        &["route", "add", "198.51.100.0/24", "via", "192.0.2.1"],
+    );
+    assert!(route.status.success());
+    let pod = pod_names(&cluster, "app=pool").into_iter().next().unwrap();
+    wait_until(
+        &cluster,
+        "the pool address to answer",
+        Duration::from_secs(20),
+        || {
+            let out = cluster.exec_outside(
+                "curl",
+                &["-sf", "--max-time", "2", "http://198.51.100.10:8083/"],
+            );
+            String::from_utf8_lossy(&out.stdout).trim() == pod
+        },
     );
 }

@@ -24,6 +24,8 @@ pub struct Cluster {
     server: Option<Child>,
     /// Whether the server runs its node agent (the container runtime and the kubelet).
     agent: bool,
+    /// More `cox server` flags.
+    extra_args: Vec<String>,
 }
 
 fn run(command: &mut Command) -> Output {
@@ -41,16 +43,21 @@ fn run(command: &mut Command) -> Output {
 impl Cluster {
     /// Starts a control-plane-only server (`--disable-agent`) and waits until it answers.
     pub fn start() -> Self {
-        Self::start_as(false)
+        Self::start_as(false, &[])
     }
 
     /// Starts a server with its node agent: the runtime and the kubelet run pods. The test
     /// images (`dev/build-images`) are imported from `<data-dir>/agent/images` at start.
     pub fn start_with_agent() -> Self {
-        Self::start_as(true)
+        Self::start_as(true, &[])
     }
 
-    fn start_as(agent: bool) -> Self {
+    /// As [`Cluster::start_with_agent`], with more `cox server` flags.
+    pub fn start_with_agent_and(extra_args: &[&str]) -> Self {
+        Self::start_as(true, extra_args)
+    }
+
+    fn start_as(agent: bool, extra_args: &[&str]) -> Self {
         let netns = format!(
             "cox-e2e-{}-{}",
             std::process::id(),
@@ -63,6 +70,7 @@ impl Cluster {
             dir,
             server: None,
             agent,
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
         };
         run(Command::new("ip").args(["-n", &cluster.netns, "link", "set", "lo", "up"]));
         if agent {
@@ -132,6 +140,7 @@ impl Cluster {
             .arg("--write-kubeconfig")
             .arg(self.kubeconfig())
             .args(["--bind-address", "127.0.0.1", "--node-ip", "127.0.0.1"])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("server log"))
             .stderr(log)
