@@ -44,7 +44,6 @@ pub enum Error {
 
 struct Context {
     client: Client,
-    services: Store<Service>,
     pods: Store<Pod>,
     slices: Store<EndpointSlice>,
     endpoints: Store<Endpoints>,
@@ -209,20 +208,13 @@ fn every(services: &Store<Service>) -> Vec<Ref> {
         .collect()
 }
 
-/// The service a slice or an Endpoints object belongs to, if that service exists.
-fn owning_service(
-    namespace: Option<&str>,
-    name: Option<&str>,
-    services: &Store<Service>,
-) -> Vec<Ref> {
-    let (Some(namespace), Some(name)) = (namespace, name) else {
-        return Vec::new();
-    };
-    let service = ObjectRef::new(name).within(namespace);
-    if services.get(&service).is_some() {
-        vec![service]
-    } else {
-        Vec::new()
+/// The service a slice or an Endpoints object belongs to. Asked for whether or not the
+/// service is in the cache yet (at start it may not be): a sync of a service that does not
+/// exist does nothing.
+fn owning_service(namespace: Option<&str>, name: Option<&str>) -> Vec<Ref> {
+    match (namespace, name) {
+        (Some(namespace), Some(name)) => vec![ObjectRef::new(name).within(namespace)],
+        _ => Vec::new(),
     }
 }
 
@@ -239,44 +231,40 @@ pub async fn run(client: Client) {
             on_pod_event(event, cache, &services)
         })
     };
-    let (slices, slice_requests) = {
-        let services = services.clone();
+    let (slices, slice_requests) = informer::watch(
+        Api::<EndpointSlice>::all(client.clone()),
+        move |event: &Event<EndpointSlice>, _: &Store<EndpointSlice>| match event {
+            Event::Apply(s) | Event::InitApply(s) | Event::Delete(s) => {
+                let service = s.labels().get(slices::SERVICE_NAME_LABEL);
+                owning_service(s.namespace().as_deref(), service.map(String::as_str))
+            }
+            _ => Vec::new(),
+        },
+    );
+    let (endpoints, endpoints_requests) = {
         informer::watch(
-            Api::<EndpointSlice>::all(client.clone()),
-            move |event: &Event<EndpointSlice>, _: &Store<EndpointSlice>| match event {
-                Event::Apply(s) | Event::InitApply(s) | Event::Delete(s) => {
-                    let service = s.labels().get(slices::SERVICE_NAME_LABEL);
-                    owning_service(
-                        s.namespace().as_deref(),
-                        service.map(String::as_str),
-                        &services,
-                    )
+            Api::<Endpoints>::all(client.clone()),
+            move |event: &Event<Endpoints>, _: &Store<Endpoints>| match event {
+                Event::Apply(e) | Event::InitApply(e) | Event::Delete(e) => {
+                    owning_service(e.namespace().as_deref(), e.metadata.name.as_deref())
                 }
                 _ => Vec::new(),
             },
         )
     };
-    let (endpoints, endpoints_requests) = {
-        let services = services.clone();
-        informer::watch(
-            Api::<Endpoints>::all(client.clone()),
-            move |event: &Event<Endpoints>, _: &Store<Endpoints>| match event {
-                Event::Apply(e) | Event::InitApply(e) | Event::Delete(e) => owning_service(
-                    e.namespace().as_deref(),
-                    e.metadata.name.as_deref(),
-                    &services,
-                ),
-                _ => Vec::new(),
-            },
-        )
-    };
-    // The controller's own watch wakes it for changes only; a deleted Service must be
-    // heard of too, to delete its Endpoints (the sync then finds no Service).
+    // The controller's own watch wakes it for changes only; a deleted Service's Endpoints
+    // are deleted here, when its deletion is heard of.
+    let deleting = client.clone();
     let (_, deletions) = informer::watch(
         Api::<Service>::all(client.clone()),
-        |event: &Event<Service>, _: &Store<Service>| match event {
-            Event::Delete(service) => vec![ObjectRef::from_obj(service)],
-            _ => Vec::new(),
+        move |event: &Event<Service>, _: &Store<Service>| {
+            if let Event::Delete(service) = event {
+                tokio::spawn(delete_endpoints_of(
+                    deleting.clone(),
+                    ObjectRef::from_obj(service),
+                ));
+            }
+            Vec::<Ref>::new()
         },
     );
     let requests = stream::select_all([
@@ -287,7 +275,6 @@ pub async fn run(client: Client) {
     ]);
     let ctx = Arc::new(Context {
         client: client.clone(),
-        services,
         pods,
         slices,
         endpoints,
@@ -295,38 +282,18 @@ pub async fn run(client: Client) {
     });
     controller
         .reconcile_on(requests)
-        .run(reconcile, error_policy, Arc::clone(&ctx))
-        .for_each(move |result| {
-            let client = client.clone();
-            let ctx = Arc::clone(&ctx);
-            async move {
-                if let Err(kube::runtime::controller::Error::ObjectNotFound(gone)) = result {
-                    delete_endpoints_of(&client, &ctx, &gone).await;
-                }
-            }
-        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| std::future::ready(()))
         .await;
 }
 
-/// A Service is gone: its Endpoints go too (slices follow their owner reference).
-async fn delete_endpoints_of(
-    client: &Client,
-    ctx: &Context,
-    gone: &ObjectRef<kube::api::DynamicObject>,
-) {
+/// A Service is gone: its Endpoints go too (slices follow their owner reference), as
+/// upstream's endpoint controller deletes them.
+async fn delete_endpoints_of(client: Client, gone: Ref) {
     let Some(namespace) = gone.namespace.as_deref() else {
         return;
     };
-    let service = ObjectRef::<Service>::new(&gone.name).within(namespace);
-    if ctx.services.get(&service).is_some()
-        || ctx
-            .endpoints
-            .get(&ObjectRef::new(&gone.name).within(namespace))
-            .is_none()
-    {
-        return;
-    }
-    let api: Api<Endpoints> = Api::namespaced(client.clone(), namespace);
+    let api: Api<Endpoints> = Api::namespaced(client, namespace);
     match api.delete(&gone.name, &DeleteParams::default()).await {
         Ok(_) => {}
         Err(e) if api_errors::is_not_found(&e) => {}
