@@ -540,3 +540,77 @@ spec:
         cluster.sandboxes().trim().is_empty()
     });
 }
+
+#[test]
+fn post_start_and_pre_stop_hooks_run_and_a_failing_post_start_kills_the_container() {
+    let cluster = Cluster::start_with_agent();
+    let out = cluster.dir.path().join("hooks");
+    let manifest = cluster.file(
+        "hooked.yaml",
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: hooked}}
+spec:
+  terminationGracePeriodSeconds: 5
+  volumes: [{{name: out, hostPath: {{path: "{}", type: DirectoryOrCreate}}}}]
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+    volumeMounts: [{{name: out, mountPath: /out}}]
+    lifecycle:
+      postStart: {{exec: {{command: ["sh", "-c", "echo started > /out/post-start"]}}}}
+      preStop: {{exec: {{command: ["sh", "-c", "echo stopping > /out/pre-stop"]}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: badhook}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+    lifecycle:
+      postStart: {{exec: {{command: ["false"]}}}}
+"#,
+            out.display()
+        ),
+    );
+    cluster.ok(&["apply", "-f", &manifest]);
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/hooked",
+        "--timeout=60s",
+    ]);
+    let started = std::fs::read_to_string(out.join("post-start")).unwrap_or_default();
+    assert_eq!(started.trim(), "started");
+    assert!(!out.join("pre-stop").exists());
+    // kubectl delete waits until the kubelet has stopped and removed the pod.
+    cluster.ok(&["delete", "pod", "hooked", "--timeout=60s"]);
+    let stopping = std::fs::read_to_string(out.join("pre-stop")).unwrap_or_default();
+    assert_eq!(stopping.trim(), "stopping");
+
+    wait_until("the failed hook's event", Duration::from_secs(60), || {
+        cluster
+            .ok(&[
+                "get",
+                "events",
+                "--field-selector",
+                "reason=FailedPostStartHook,involvedObject.name=badhook",
+                "-o",
+                "name",
+            ])
+            .lines()
+            .count()
+            > 0
+    });
+    let listed = cluster.ok(&["get", "pod", "badhook"]);
+    assert!(
+        !listed.contains("Running") || listed.contains("0/1"),
+        "{listed}"
+    );
+}

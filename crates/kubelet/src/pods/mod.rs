@@ -12,6 +12,7 @@
 //! - [`status`]: the pod's status from what the runtime reports.
 //! - [`events`]: the events `kubectl describe` shows.
 //! - [`probes`]: liveness, readiness and startup probes.
+//! - [`hooks`]: postStart and preStop hooks.
 //! - [`volumes`]: emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes.
 //! - [`hosts`]: the pod's `/etc/hosts` (its own names and `hostAliases`).
 //! - [`worker`]: one pod's convergence.
@@ -19,6 +20,7 @@
 pub mod config;
 pub mod env;
 pub mod events;
+pub mod hooks;
 pub mod hosts;
 pub mod probes;
 pub mod resources;

@@ -211,8 +211,8 @@ impl Probes {
     }
 }
 
-/// One probe attempt.
-async fn probe_once(
+/// One probe attempt (lifecycle hooks run their actions through it too).
+pub(crate) async fn probe_once(
     cri: &Cri,
     probe: &Probe,
     container: &Container,

@@ -176,6 +176,7 @@ impl Context {
                         .and_then(|s| s.termination_grace_period_seconds)
                 })
                 .unwrap_or(30);
+            self.stop_with_hooks(pod, &uid).await?;
             self.tear_down(&uid, grace).await?;
             // The kubelet ends a graceful deletion once the pod is gone from the node.
             let params = DeleteParams {
@@ -337,7 +338,7 @@ impl Context {
             Some(s) if s == v1::ContainerState::ContainerCreated as i32 => {
                 // Created but not started (a restart of the kubelet in between): start it.
                 let id = mine.first().map(|c| c.id.clone()).unwrap_or_default();
-                self.start(pod, container, &id).await?;
+                self.start(pod, container, &id, sandbox.pod_ip).await?;
                 view.current = Some(self.container_status(&id).await?);
                 return Ok(view);
             }
@@ -455,17 +456,7 @@ impl Context {
         }
         if let Some(reason) = verdict.kill {
             self.events.normal(pod, "Killing", &reason).await;
-            let grace = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.termination_grace_period_seconds)
-                .unwrap_or(30);
-            let mut runtime = self.cri.runtime.clone();
-            let _ = runtime
-                .stop_container(v1::StopContainerRequest {
-                    container_id: current.id.clone(),
-                    timeout: grace,
-                })
+            self.stop_container(pod, container, &current.id, pod_ip, true)
                 .await;
             view.ready = Some(false);
         }
@@ -536,13 +527,25 @@ impl Context {
                 &format!("Created container: {}", container.name),
             )
             .await;
-        self.start(pod, container, &id)
+        self.start(pod, container, &id, sandbox.pod_ip)
             .await
-            .map_err(|e| ("RunContainerError".to_string(), e.to_string()))?;
+            .map_err(|e| {
+                let message = e.to_string();
+                match message.split_once("PostStartHookError: ") {
+                    Some((_, hook)) => ("PostStartHookError".to_string(), hook.to_string()),
+                    None => ("RunContainerError".to_string(), message),
+                }
+            })?;
         Ok(id)
     }
 
-    async fn start(&self, pod: &Pod, container: &Container, id: &str) -> Result<()> {
+    async fn start(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        id: &str,
+        pod_ip: Option<&str>,
+    ) -> Result<()> {
         let mut runtime = self.cri.runtime.clone();
         runtime
             .start_container(v1::StartContainerRequest {
@@ -557,7 +560,121 @@ impl Context {
                 &format!("Started container {}", container.name),
             )
             .await;
+        let post_start = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.as_ref());
+        if let Some(handler) = post_start {
+            let limit = Duration::from_secs(120);
+            if let Err(message) =
+                super::hooks::run(&self.cri, handler, container, id, pod_ip, limit).await
+            {
+                let text = format!(
+                    "PostStartHook failed for container {:?}: {message}",
+                    container.name
+                );
+                self.events.warning(pod, "FailedPostStartHook", &text).await;
+                self.stop_container(pod, container, id, pod_ip, false).await;
+                return Err(super::Error::Runtime(format!(
+                    "PostStartHookError: {message}"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// Stops a running container: its preStop hook first (when `pre_stop`), within the
+    /// pod's grace period, then the stop signal with what is left of it.
+    async fn stop_container(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        id: &str,
+        pod_ip: Option<&str>,
+        pre_stop: bool,
+    ) {
+        let grace = pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| {
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
+            .unwrap_or(30)
+            .max(0);
+        let started = Instant::now();
+        let hook = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+            .filter(|_| pre_stop);
+        if let Some(handler) = hook {
+            let limit = Duration::from_secs(u64::try_from(grace).unwrap_or(0));
+            if let Err(message) =
+                super::hooks::run(&self.cri, handler, container, id, pod_ip, limit).await
+            {
+                let text = format!(
+                    "PreStopHook failed for container {:?}: {message}",
+                    container.name
+                );
+                self.events.warning(pod, "FailedPreStopHook", &text).await;
+            }
+        }
+        let spent = i64::try_from(started.elapsed().as_secs()).unwrap_or(i64::MAX);
+        let mut runtime = self.cri.runtime.clone();
+        let _ = runtime
+            .stop_container(v1::StopContainerRequest {
+                container_id: id.to_string(),
+                timeout: grace.saturating_sub(spent).max(2),
+            })
+            .await;
+    }
+
+    /// Runs the preStop hooks of the pod's running containers, all at once, and stops
+    /// those containers; the teardown that follows finds them stopped.
+    async fn stop_with_hooks(&self, pod: &Pod, uid: &str) -> Result<()> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let mut stops = Vec::new();
+        for sandbox in self.sandboxes(uid).await? {
+            let pod_ip = self.sandbox_ip(&sandbox.id).await;
+            for running in self.containers(&sandbox.id).await? {
+                if running.state != v1::ContainerState::ContainerRunning as i32 {
+                    continue;
+                }
+                let name = running.metadata.as_ref().map(|m| m.name.clone());
+                let Some(container) = spec
+                    .containers
+                    .iter()
+                    .find(|c| Some(&c.name) == name.as_ref())
+                    .filter(|c| c.lifecycle.as_ref().is_some_and(|l| l.pre_stop.is_some()))
+                else {
+                    continue;
+                };
+                let pod_ip = pod_ip.clone();
+                stops.push(async move {
+                    self.stop_container(pod, container, &running.id, pod_ip.as_deref(), true)
+                        .await;
+                });
+            }
+        }
+        futures::future::join_all(stops).await;
+        Ok(())
+    }
+
+    /// The sandbox's IP, if the runtime reports one.
+    async fn sandbox_ip(&self, sandbox: &str) -> Option<String> {
+        let mut runtime = self.cri.runtime.clone();
+        let status = runtime
+            .pod_sandbox_status(v1::PodSandboxStatusRequest {
+                pod_sandbox_id: sandbox.to_string(),
+                verbose: false,
+            })
+            .await
+            .ok()?
+            .into_inner()
+            .status?;
+        status.network.map(|n| n.ip).filter(|ip| !ip.is_empty())
     }
 
     /// Makes the image present by the container's pull policy; returns the image to run.
