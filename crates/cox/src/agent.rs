@@ -223,62 +223,14 @@ async fn start_dns(
     let (dns_client, publish_client) = (client.clone(), client.clone());
     let (node_ip, node_name) = (agent.node_ip, node_name.to_owned());
     Ok(tokio::spawn(async move {
-        tokio::spawn(publish_dns_endpoints(publish_client, node_ip, node_name));
+        tokio::spawn(cox_dns::publish_endpoints(
+            publish_client,
+            node_ip,
+            DNS_PORT,
+            node_name,
+        ));
         if let Err(e) = cox_dns::serve_cluster(server, dns_client, &domain, stop).await {
             tracing::error!(error = %e, "the cluster DNS stopped");
         }
     }))
-}
-
-/// Writes the `kube-dns` Endpoints (this node's DNS), retrying until the API takes them.
-async fn publish_dns_endpoints(client: kube::Client, node_ip: IpAddr, node_name: String) {
-    use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints};
-    use kube::api::{Api, PostParams};
-    let api: Api<Endpoints> = Api::namespaced(client, "kube-system");
-    let port = |name: &str, protocol: &str| EndpointPort {
-        name: Some(name.into()),
-        port: i32::from(DNS_PORT),
-        protocol: Some(protocol.into()),
-        app_protocol: None,
-    };
-    let subsets = vec![EndpointSubset {
-        addresses: Some(vec![EndpointAddress {
-            ip: node_ip.to_string(),
-            node_name: Some(node_name),
-            ..Default::default()
-        }]),
-        not_ready_addresses: None,
-        ports: Some(vec![port("dns", "UDP"), port("dns-tcp", "TCP")]),
-    }];
-    let mut delay = std::time::Duration::from_millis(200);
-    loop {
-        let result = match api.get_opt("kube-dns").await {
-            Ok(Some(existing)) if existing.subsets.as_ref() == Some(&subsets) => return,
-            Ok(Some(mut existing)) => {
-                existing.subsets = Some(subsets.clone());
-                api.replace("kube-dns", &PostParams::default(), &existing)
-                    .await
-                    .map(drop)
-            }
-            Ok(None) => {
-                let mut created = Endpoints {
-                    subsets: Some(subsets.clone()),
-                    ..Default::default()
-                };
-                created.metadata.name = Some("kube-dns".into());
-                created.metadata.labels =
-                    Some([("k8s-app".to_owned(), "kube-dns".to_owned())].into());
-                api.create(&PostParams::default(), &created).await.map(drop)
-            }
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => return,
-            Err(error) => {
-                tracing::warn!(%error, "publishing the cluster DNS endpoints; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(10));
-            }
-        }
-    }
 }

@@ -21,6 +21,7 @@
 //! Use: [`run`] binds the configured addresses and serves from the cluster's objects;
 //! [`Server::bind`] then [`serve_cluster`] does the same in two steps (bind errors first);
 //! [`Server::serve`] serves a hand-made [`Zone`] without any API server (tests, benchmarks).
+//! [`publish_endpoints`] writes the `kube-dns` Endpoints that point at a node's server.
 //!
 //! Decisions: the zone ([`Zone`]) is pure data rebuilt whole from the watch caches on change
 //! (debounced) and swapped in behind an `Arc`, so a query costs a hash lookup and never
@@ -32,12 +33,14 @@
 
 mod build;
 mod cluster;
+mod endpoints;
 mod forward;
 mod resolv_conf;
 mod server;
 mod zone;
 
 pub use cluster::{run, serve_cluster};
+pub use endpoints::publish_endpoints;
 pub use resolv_conf::upstreams_from_resolv_conf;
 pub use server::Server;
 pub use zone::{Answer, ClusterDomain, Response, TTL, Zone};

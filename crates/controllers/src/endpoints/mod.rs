@@ -241,17 +241,15 @@ pub async fn run(client: Client) {
             _ => Vec::new(),
         },
     );
-    let (endpoints, endpoints_requests) = {
-        informer::watch(
-            Api::<Endpoints>::all(client.clone()),
-            move |event: &Event<Endpoints>, _: &Store<Endpoints>| match event {
-                Event::Apply(e) | Event::InitApply(e) | Event::Delete(e) => {
-                    owning_service(e.namespace().as_deref(), e.metadata.name.as_deref())
-                }
-                _ => Vec::new(),
-            },
-        )
-    };
+    let (endpoints, endpoints_requests) = informer::watch(
+        Api::<Endpoints>::all(client.clone()),
+        move |event: &Event<Endpoints>, _: &Store<Endpoints>| match event {
+            Event::Apply(e) | Event::InitApply(e) | Event::Delete(e) => {
+                owning_service(e.namespace().as_deref(), e.metadata.name.as_deref())
+            }
+            _ => Vec::new(),
+        },
+    );
     // The controller's own watch wakes it for changes only; a deleted Service's Endpoints
     // are deleted here, when its deletion is heard of.
     let deleting = client.clone();
