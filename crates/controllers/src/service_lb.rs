@@ -4,7 +4,7 @@
 //! every node's proxy answers on them. With an address pool (`--servicelb-address-pool`),
 //! each such Service gets an address of its own from the pool instead: the one it has, else
 //! its `spec.loadBalancerIP` when that is free, else the lowest free one (none while the
-//! pool is used up); the proxy answers on it, and routing it to a node is the network's
+//! pool is used up, with an `AllocationFailed` event); the proxy answers on it, and routing it to a node is the network's
 //! business. Services with a class belong to another controller and are left alone; a
 //! Service that stops being a LoadBalancer loses the ingress it got.
 
@@ -31,6 +31,7 @@ pub struct Error {
 
 struct Context {
     client: Client,
+    events: crate::events::Recorder,
     nodes: Store<Node>,
     services: Store<Service>,
     pool: Option<Pool>,
@@ -162,9 +163,17 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
                     .spec
                     .as_ref()
                     .and_then(|s| s.load_balancer_ip.as_deref());
-                pool.choose(&current, requested, &taken)
-                    .into_iter()
-                    .collect()
+                let chosen = pool.choose(&current, requested, &taken);
+                if chosen.is_none() && current.is_empty() {
+                    let message = match requested.filter(|ip| !ip.is_empty()) {
+                        Some(ip) => format!("loadBalancerIP {ip} is taken or not in the pool"),
+                        None => "no address left in the load-balancer pool".to_owned(),
+                    };
+                    ctx.events
+                        .warning(&*service, "AllocationFailed", &message)
+                        .await;
+                }
+                chosen.into_iter().collect()
             }
         };
         addresses
@@ -248,6 +257,7 @@ pub async fn run(client: Client, pool: Option<Pool>) {
         },
     );
     let ctx = Arc::new(Context {
+        events: crate::events::Recorder::new(client.clone(), "service-lb-controller"),
         client,
         nodes,
         services: cached,

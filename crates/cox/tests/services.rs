@@ -464,6 +464,8 @@ spec:
 "#,
     );
     cluster.ok(&["apply", "-f", &other]);
+    // Nothing to wait for: the controller writes nothing for another class. A second here
+    // gives it the time it takes for ours.
     std::thread::sleep(Duration::from_secs(1));
     let other = cluster.ok(&[
         "get",
@@ -912,8 +914,25 @@ fn load_balancers_take_addresses_from_a_configured_pool() {
     }
     assert_eq!(ingress("first"), "198.51.100.10");
     assert_eq!(ingress("second"), "198.51.100.11");
-    // The pool is used up: the third waits.
-    std::thread::sleep(Duration::from_secs(1));
+    // The pool is used up: the third waits, and says why.
+    wait_until(
+        &cluster,
+        "the AllocationFailed event",
+        Duration::from_secs(20),
+        || {
+            !cluster
+                .ok(&[
+                    "get",
+                    "events",
+                    "--field-selector",
+                    "reason=AllocationFailed,involvedObject.name=third",
+                    "-o",
+                    "name",
+                ])
+                .trim()
+                .is_empty()
+        },
+    );
     assert_eq!(ingress("third"), "");
     // Freed by the first: the third takes it.
     cluster.ok(&["delete", "service", "first"]);
