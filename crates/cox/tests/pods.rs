@@ -223,7 +223,7 @@ spec:
   containers:
   - name: web
     image: busybox:1.36
-    command: ["sh", "-c", "mkdir -p /w; (sleep 2; touch /w/ready; sleep 5; rm /w/ready) & exec httpd -f -p 8080 -h /w"]
+    command: ["sh", "-c", "mkdir -p /w; (sleep 2; touch /w/ready; sleep 10; rm /w/ready) & exec httpd -f -p 8080 -h /w"]
     ports: [{name: http, containerPort: 8080}]
     readinessProbe:
       httpGet: {path: /ready, port: http}
@@ -253,18 +253,18 @@ spec:
             "{.status.containerStatuses[0].ready}",
         )
     };
+    // The container's readiness and the pod's Ready condition are read
+    // together, so the window closing between two reads cannot fail this.
     wait_until(
-        "the readiness probe to pass",
+        "the readiness probe to pass and the pod to be Ready",
         Duration::from_secs(30),
-        || ready() == "true",
-    );
-    assert_eq!(
-        jsonpath(
-            &cluster,
-            "pod/ready-flip",
-            "{.status.conditions[?(@.type=='Ready')].status}"
-        ),
-        "True"
+        || {
+            jsonpath(
+                &cluster,
+                "pod/ready-flip",
+                "{.status.containerStatuses[0].ready} {.status.conditions[?(@.type=='Ready')].status}",
+            ) == "true True"
+        },
     );
     wait_until(
         "the readiness probe to fail again",
@@ -613,4 +613,175 @@ spec:
         !listed.contains("Running") || listed.contains("0/1"),
         "{listed}"
     );
+}
+
+#[test]
+fn init_containers_run_in_order_before_the_app_and_sidecars_keep_running() {
+    let cluster = Cluster::start_with_agent();
+    let manifest = cluster.file(
+        "init.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: ordered}
+spec:
+  volumes: [{name: work, emptyDir: {}}]
+  initContainers:
+  - name: first
+    image: busybox:1.36
+    command: ["sh", "-c", "echo one >> /work/log"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  - name: second
+    image: busybox:1.36
+    command: ["sh", "-c", "sleep 1; echo two >> /work/log"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+  - name: app
+    image: busybox:1.36
+    command: ["sh", "-c", "echo app >> /work/log; cat /work/log; exec sleep 3600"]
+    volumeMounts: [{name: work, mountPath: /work}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: init-fails-once}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - name: broken
+    image: busybox:1.36
+    command: ["sh", "-c", "exit 3"]
+  containers:
+  - name: app
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: init-loops}
+spec:
+  initContainers:
+  - name: broken
+    image: busybox:1.36
+    command: ["sh", "-c", "exit 1"]
+  containers:
+  - name: app
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: with-sidecar}
+spec:
+  initContainers:
+  - name: web
+    image: busybox:1.36
+    restartPolicy: Always
+    command: ["sh", "-c", "mkdir -p /w; echo up > /w/index.html; exec httpd -f -p 8080 -h /w"]
+  containers:
+  - name: app
+    image: busybox:1.36
+    command: ["sh", "-c", "wget -q -O /tmp/got http://127.0.0.1:8080/ && cat /tmp/got && exec sleep 3600"]
+"#,
+    );
+    cluster.ok(&["apply", "-f", &manifest]);
+
+    // Each init container completes before the next one and the app start.
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/ordered",
+        "--timeout=60s",
+    ]);
+    let logs = cluster.ok(&["logs", "ordered"]);
+    assert_eq!(logs, "one\ntwo\napp\n");
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "pod/ordered",
+            "{.status.initContainerStatuses[*].state.terminated.reason}"
+        ),
+        "Completed Completed"
+    );
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "pod/ordered",
+            "{.status.conditions[?(@.type=='Initialized')].status}"
+        ),
+        "True"
+    );
+    let listed = cluster.ok(&["get", "pod", "ordered", "--no-headers"]);
+    assert!(
+        listed.contains("1/1") && listed.contains("Running"),
+        "{listed}"
+    );
+
+    // With restartPolicy Never a failed init container fails the pod; the app never starts.
+    wait_until("the pod to fail", Duration::from_secs(60), || {
+        jsonpath(&cluster, "pod/init-fails-once", "{.status.phase}") == "Failed"
+    });
+    let listed = cluster.ok(&["get", "pod", "init-fails-once", "--no-headers"]);
+    assert!(listed.contains("Init:Error"), "{listed}");
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "pod/init-fails-once",
+            "{.status.containerStatuses[0].state.waiting.reason}"
+        ),
+        "PodInitializing"
+    );
+
+    // Otherwise it is restarted with back-off, and the pod stays initializing.
+    wait_until(
+        "the init container to restart",
+        Duration::from_secs(60),
+        || {
+            jsonpath(
+                &cluster,
+                "pod/init-loops",
+                "{.status.initContainerStatuses[0].restartCount}",
+            )
+            .parse::<u32>()
+            .is_ok_and(|n| n >= 1)
+        },
+    );
+    wait_until("Init:CrashLoopBackOff", Duration::from_secs(30), || {
+        cluster
+            .ok(&["get", "pod", "init-loops", "--no-headers"])
+            .contains("Init:CrashLoopBackOff")
+    });
+    assert_eq!(
+        jsonpath(&cluster, "pod/init-loops", "{.status.phase}"),
+        "Pending"
+    );
+    let condition = jsonpath(
+        &cluster,
+        "pod/init-loops",
+        "{.status.conditions[?(@.type=='Initialized')].message}",
+    );
+    assert_eq!(condition, "containers with incomplete status: [broken]");
+
+    // A sidecar is started first and keeps running beside the app, which reaches it.
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/with-sidecar",
+        "--timeout=60s",
+    ]);
+    wait_until(
+        "the app to reach its sidecar",
+        Duration::from_secs(30),
+        || {
+            cluster
+                .kubectl(&["logs", "with-sidecar", "-c", "app"])
+                .stdout
+                .starts_with(b"up")
+        },
+    );
+    let listed = cluster.ok(&["get", "pod", "with-sidecar", "--no-headers"]);
+    assert!(
+        listed.contains("2/2") && listed.contains("Running"),
+        "{listed}"
+    );
+    assert_eq!(cluster.ok(&["logs", "with-sidecar", "-c", "web"]), "");
 }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use cox_cri::v1;
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -90,69 +90,150 @@ fn container_statuses(pod: &Pod, observed: &Observed) -> Vec<ContainerStatus> {
     let Some(spec) = &pod.spec else {
         return Vec::new();
     };
+    let default_waiting = if spec.init_containers.as_ref().is_some_and(|i| !i.is_empty()) {
+        "PodInitializing"
+    } else {
+        "ContainerCreating"
+    };
     spec.containers
         .iter()
-        .map(|container| {
-            let view = observed
-                .containers
-                .get(&container.name)
-                .cloned()
-                .unwrap_or_default();
-            let mut state = match &view.current {
-                Some(current) => state_of(current, &observed.runtime_name),
-                None => ContainerState {
-                    waiting: Some(ContainerStateWaiting {
-                        reason: Some("ContainerCreating".into()),
-                        message: None,
-                    }),
-                    ..Default::default()
-                },
-            };
-            if let Some((reason, message)) = &view.waiting
-                && state.running.is_none()
-            {
-                state = ContainerState {
-                    waiting: Some(ContainerStateWaiting {
-                        reason: Some(reason.clone()),
-                        message: (!message.is_empty()).then(|| message.clone()),
-                    }),
-                    ..Default::default()
-                };
-            }
-            let last_state = match (&view.current, &view.previous) {
-                // A current attempt that ended but is waiting to restart is the last state.
-                (Some(current), _)
-                    if state.waiting.is_some()
-                        && current.state == v1::ContainerState::ContainerExited as i32 =>
-                {
-                    Some(state_of(current, &observed.runtime_name))
-                }
-                (_, Some(previous)) => Some(state_of(previous, &observed.runtime_name)),
-                _ => None,
-            };
-            let running = state.running.is_some();
-            let ready = running && view.ready.unwrap_or(true);
-            ContainerStatus {
-                name: container.name.clone(),
-                image: container.image.clone().unwrap_or_default(),
-                image_id: view
-                    .current
-                    .as_ref()
-                    .map(|c| c.image_ref.clone())
-                    .unwrap_or_default(),
-                container_id: view
-                    .current
-                    .as_ref()
-                    .map(|c| format!("{}://{}", observed.runtime_name, c.id)),
-                ready,
-                started: Some(running),
-                restart_count: view.restart_count,
-                state: Some(state),
-                last_state: Some(last_state.unwrap_or_default()),
-                ..Default::default()
-            }
-        })
+        .map(|container| container_status(container, observed, default_waiting, false))
         .collect()
+}
+
+/// The status of each init container, in the pod's order.
+fn init_container_statuses(pod: &Pod, observed: &Observed) -> Option<Vec<ContainerStatus>> {
+    let init = pod.spec.as_ref()?.init_containers.as_ref()?;
+    let statuses = init
+        .iter()
+        .map(|container| container_status(container, observed, "PodInitializing", true))
+        .collect::<Vec<_>>();
+    (!statuses.is_empty()).then_some(statuses)
+}
+
+/// Whether an init container is a sidecar: one that keeps running beside the others.
+fn is_sidecar(container: &Container) -> bool {
+    container.restart_policy.as_deref() == Some("Always")
+}
+
+/// One container's status; `waiting_reason` when nothing of it exists yet.
+fn container_status(
+    container: &Container,
+    observed: &Observed,
+    waiting_reason: &str,
+    init: bool,
+) -> ContainerStatus {
+    let view = observed
+        .containers
+        .get(&container.name)
+        .cloned()
+        .unwrap_or_default();
+    let mut state = match &view.current {
+        Some(current) => state_of(current, &observed.runtime_name),
+        None => ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(waiting_reason.into()),
+                message: None,
+            }),
+            ..Default::default()
+        },
+    };
+    if let Some((reason, message)) = &view.waiting
+        && state.running.is_none()
+    {
+        state = ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.clone()),
+                message: (!message.is_empty()).then(|| message.clone()),
+            }),
+            ..Default::default()
+        };
+    }
+    let last_state = match (&view.current, &view.previous) {
+        // A current attempt that ended but is waiting to restart is the last state.
+        (Some(current), _)
+            if state.waiting.is_some()
+                && current.state == v1::ContainerState::ContainerExited as i32 =>
+        {
+            Some(state_of(current, &observed.runtime_name))
+        }
+        (_, Some(previous)) => Some(state_of(previous, &observed.runtime_name)),
+        _ => None,
+    };
+    let running = state.running.is_some();
+    // An init container that ran to completion counts as ready, as upstream reports it.
+    let completed = init
+        && !is_sidecar(container)
+        && state.terminated.as_ref().is_some_and(|t| t.exit_code == 0);
+    let ready = running && view.ready.unwrap_or(true) || completed;
+    ContainerStatus {
+        name: container.name.clone(),
+        image: container.image.clone().unwrap_or_default(),
+        image_id: view
+            .current
+            .as_ref()
+            .map(|c| c.image_ref.clone())
+            .unwrap_or_default(),
+        container_id: view
+            .current
+            .as_ref()
+            .map(|c| format!("{}://{}", observed.runtime_name, c.id)),
+        ready,
+        started: Some(running),
+        restart_count: view.restart_count,
+        state: Some(state),
+        last_state: Some(last_state.unwrap_or_default()),
+        ..Default::default()
+    }
+}
+
+/// How far the init containers are.
+#[derive(Debug, PartialEq, Eq)]
+enum Initialization {
+    Done,
+    /// These have not completed (or, for sidecars, are not running) yet.
+    Pending(Vec<String>),
+    /// One failed and the pod's restart policy (`Never`) will not run it again.
+    Failed,
+}
+
+fn initialization(
+    pod: &Pod,
+    init: &[ContainerStatus],
+    regular: &[ContainerStatus],
+) -> Initialization {
+    let Some(spec) = &pod.spec else {
+        return Initialization::Done;
+    };
+    // Regular containers that ran mean the init containers completed in this sandbox.
+    let regular_ran = regular.iter().any(|s| {
+        s.state
+            .as_ref()
+            .is_some_and(|st| st.running.is_some() || st.terminated.is_some())
+    });
+    let never = spec.restart_policy.as_deref() == Some("Never");
+    let mut incomplete = Vec::new();
+    for (container, status) in spec.init_containers.iter().flatten().zip(init) {
+        let state = status.state.as_ref();
+        let terminated = state.and_then(|s| s.terminated.as_ref());
+        let done = if is_sidecar(container) {
+            status.started == Some(true) || regular_ran
+        } else {
+            regular_ran || terminated.is_some_and(|t| t.exit_code == 0)
+        };
+        if !done && never && !is_sidecar(container) && terminated.is_some_and(|t| t.exit_code != 0)
+        {
+            return Initialization::Failed;
+        }
+        if !done {
+            incomplete.push(container.name.clone());
+        }
+    }
+    if incomplete.is_empty() {
+        Initialization::Done
+    } else {
+        Initialization::Pending(incomplete)
+    }
 }
 
 /// The phase, by upstream's rules: Pending until every container has started once; Succeeded
@@ -223,12 +304,49 @@ fn condition(
     }
 }
 
+/// `Initialized`, with upstream's reason and message while init containers are incomplete.
+fn initialized_condition(
+    initialization: &Initialization,
+    previous: Option<&PodStatus>,
+) -> PodCondition {
+    match initialization {
+        Initialization::Done => condition("Initialized", true, None, previous),
+        Initialization::Pending(names) => PodCondition {
+            message: Some(format!(
+                "containers with incomplete status: [{}]",
+                names.join(" ")
+            )),
+            ..condition(
+                "Initialized",
+                false,
+                Some("ContainersNotInitialized"),
+                previous,
+            )
+        },
+        Initialization::Failed => condition("Initialized", false, Some("PodFailed"), previous),
+    }
+}
+
 /// The pod's status now.
 pub fn pod_status(pod: &Pod, observed: &Observed) -> PodStatus {
     let previous = pod.status.as_ref();
     let statuses = container_statuses(pod, observed);
-    let phase = phase(pod, &statuses);
-    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
+    let init_statuses = init_container_statuses(pod, observed);
+    let initialization = initialization(pod, init_statuses.as_deref().unwrap_or(&[]), &statuses);
+    let phase = match initialization {
+        Initialization::Done => phase(pod, &statuses),
+        Initialization::Pending(_) => "Pending",
+        Initialization::Failed => "Failed",
+    };
+    // Sidecars count towards readiness beside the regular containers, as upstream.
+    let sidecars_ready = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+        .zip(init_statuses.iter().flatten())
+        .filter(|(c, _)| is_sidecar(c))
+        .all(|(_, s)| s.ready);
+    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready) && sidecars_ready;
     let scheduled = previous
         .and_then(|p| p.conditions.as_ref())
         .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled").cloned())
@@ -246,7 +364,7 @@ pub fn pod_status(pod: &Pod, observed: &Observed) -> PodStatus {
             None,
             previous,
         ),
-        condition("Initialized", true, None, previous),
+        initialized_condition(&initialization, previous),
         condition("Ready", all_ready, Some(ready_reason), previous),
         condition("ContainersReady", all_ready, Some(ready_reason), previous),
         scheduled,
@@ -269,6 +387,7 @@ pub fn pod_status(pod: &Pod, observed: &Observed) -> PodStatus {
             ))
         }),
         container_statuses: Some(statuses),
+        init_container_statuses: init_statuses,
         qos_class: Some(qos_class(pod).to_string()),
         ..Default::default()
     }
@@ -415,5 +534,99 @@ mod tests {
             .and_then(|s| s.terminated.as_ref())
             .map(|t| t.exit_code);
         assert_eq!(last, Some(2));
+    }
+    fn with_init(policy: &str, sidecar: bool) -> Pod {
+        let mut pod = pod(policy);
+        if let Some(spec) = pod.spec.as_mut() {
+            spec.init_containers = Some(vec![
+                Container {
+                    name: "setup".into(),
+                    ..Default::default()
+                },
+                Container {
+                    name: "proxy".into(),
+                    restart_policy: sidecar.then(|| "Always".to_string()),
+                    ..Default::default()
+                },
+            ]);
+        }
+        pod
+    }
+
+    fn condition_of(status: &PodStatus, kind: &str) -> PodCondition {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == kind)
+            .cloned()
+            .expect("condition")
+    }
+
+    #[test]
+    fn init_containers_hold_the_pod_pending_until_they_complete() {
+        let mut seen = observed(ContainerView::default());
+        seen.containers.insert(
+            "setup".into(),
+            ContainerView {
+                current: Some(cri(v1::ContainerState::ContainerExited, 0)),
+                ..Default::default()
+            },
+        );
+        seen.containers.insert(
+            "proxy".into(),
+            ContainerView {
+                current: Some(cri(v1::ContainerState::ContainerRunning, 0)),
+                ..Default::default()
+            },
+        );
+        let status = pod_status(&with_init("Always", false), &seen);
+        assert_eq!(status.phase.as_deref(), Some("Pending"));
+        let initialized = condition_of(&status, "Initialized");
+        assert_eq!(initialized.status, "False");
+        assert_eq!(
+            initialized.reason.as_deref(),
+            Some("ContainersNotInitialized")
+        );
+        assert_eq!(
+            initialized.message.as_deref(),
+            Some("containers with incomplete status: [proxy]")
+        );
+        let init = status.init_container_statuses.expect("init statuses");
+        assert!(init[0].ready, "a completed init container reports ready");
+        assert_eq!(
+            status.container_statuses.expect("statuses")[0]
+                .state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref()),
+            Some("PodInitializing")
+        );
+
+        // The same running container as a sidecar completes the initialization.
+        let status = pod_status(&with_init("Always", true), &seen);
+        assert_eq!(condition_of(&status, "Initialized").status, "True");
+        assert_eq!(
+            status.phase.as_deref(),
+            Some("Pending"),
+            "app not started yet"
+        );
+    }
+
+    #[test]
+    fn a_failed_init_container_fails_a_never_restarting_pod_only() {
+        let mut seen = observed(ContainerView::default());
+        seen.containers.insert(
+            "setup".into(),
+            ContainerView {
+                current: Some(cri(v1::ContainerState::ContainerExited, 3)),
+                ..Default::default()
+            },
+        );
+        let status = pod_status(&with_init("Never", false), &seen);
+        assert_eq!(status.phase.as_deref(), Some("Failed"));
+        assert_eq!(condition_of(&status, "Initialized").status, "False");
+        let status = pod_status(&with_init("Always", false), &seen);
+        assert_eq!(status.phase.as_deref(), Some("Pending"));
     }
 }

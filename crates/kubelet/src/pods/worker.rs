@@ -45,6 +45,14 @@ pub struct PodState {
 /// How often projected volume contents are refreshed from the API.
 const VOLUME_REFRESH: Duration = Duration::from_secs(2);
 
+/// The pod's restart policy (upstream's default: `Always`).
+fn restart_policy(pod: &Pod) -> &str {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always")
+}
+
 /// The pod's sandbox, as a container's sync needs it.
 #[derive(Debug, Clone, Copy)]
 struct Sandbox<'a> {
@@ -239,20 +247,34 @@ impl Context {
             let containers = self.containers(sandbox).await?;
             let live: Vec<String> = containers.iter().map(|c| c.id.clone()).collect();
             state.probes.keep_only(&live);
+            let pod_ip = observed.pod_ip.clone();
+            let sandbox = Sandbox {
+                id: sandbox,
+                pod_ip: pod_ip.as_deref(),
+            };
+            let initialized = self
+                .sync_init_containers(pod, sandbox, &containers, state, finished, &mut observed)
+                .await?;
+            let policy = restart_policy(pod);
             for container in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-                let view = self
-                    .sync_container(
+                let view = if initialized {
+                    self.sync_container(
                         pod,
-                        Sandbox {
-                            id: sandbox,
-                            pod_ip: observed.pod_ip.as_deref(),
-                        },
+                        sandbox,
                         container,
                         &containers,
                         state,
                         finished,
+                        policy,
                     )
-                    .await?;
+                    .await?
+                } else {
+                    // Upstream's reason for containers that wait for the init containers.
+                    ContainerView {
+                        waiting: Some(("PodInitializing".into(), String::new())),
+                        ..self.observe_container(container, &containers).await?
+                    }
+                };
                 observed.containers.insert(container.name.clone(), view);
             }
         }
@@ -295,16 +317,63 @@ impl Context {
         Ok(Some(id))
     }
 
-    /// Converges one container: starts it, restarts it by the restart policy (with back-off),
-    /// or leaves it; returns what the status needs.
-    async fn sync_container(
+    /// Runs the init containers in order, each to success before the next starts, as
+    /// upstream does; a sidecar (an init container with `restartPolicy: Always`) needs only to
+    /// be running, and keeps being restarted. Returns whether the pod is initialized, so the
+    /// regular containers may start. Once a regular container exists in the sandbox, the init
+    /// containers are not run again (only sidecars are kept up).
+    async fn sync_init_containers(
         &self,
         pod: &Pod,
         sandbox: Sandbox<'_>,
-        container: &Container,
         containers: &[v1::Container],
         state: &mut PodState,
         finished: bool,
+        observed: &mut Observed,
+    ) -> Result<bool> {
+        let Some(spec) = &pod.spec else {
+            return Ok(true);
+        };
+        let regular_started = containers.iter().any(|c| {
+            spec.containers
+                .iter()
+                .any(|r| c.labels.get(CONTAINER_NAME) == Some(&r.name))
+        });
+        let mut initialized = true;
+        for init in spec.init_containers.iter().flatten() {
+            let sidecar = init.restart_policy.as_deref() == Some("Always");
+            if !initialized || regular_started && !sidecar {
+                let view = self.observe_container(init, containers).await?;
+                observed.containers.insert(init.name.clone(), view);
+                continue;
+            }
+            let policy = match (sidecar, restart_policy(pod)) {
+                (true, _) => "Always",
+                (false, "Never") => "Never",
+                (false, _) => "OnFailure",
+            };
+            let view = self
+                .sync_container(pod, sandbox, init, containers, state, finished, policy)
+                .await?;
+            let current = view.current.as_ref();
+            let done = if sidecar {
+                current.is_some_and(|c| c.state == v1::ContainerState::ContainerRunning as i32)
+            } else {
+                current.is_some_and(|c| {
+                    c.state == v1::ContainerState::ContainerExited as i32 && c.exit_code == 0
+                })
+            };
+            initialized &= done;
+            observed.containers.insert(init.name.clone(), view);
+        }
+        Ok(initialized)
+    }
+
+    /// What the runtime has of one container: its newest attempt and the one before.
+    async fn observe_container(
+        &self,
+        container: &Container,
+        containers: &[v1::Container],
     ) -> Result<ContainerView> {
         let mine: Vec<&v1::Container> = containers
             .iter()
@@ -322,12 +391,24 @@ impl Context {
                 view.previous = Some(self.container_status(&previous.id).await?);
             }
         }
+        Ok(view)
+    }
+
+    /// Converges one container: starts it, restarts it by `policy` (with back-off), or leaves
+    /// it; returns what the status needs.
+    #[allow(clippy::too_many_arguments)]
+    async fn sync_container(
+        &self,
+        pod: &Pod,
+        sandbox: Sandbox<'_>,
+        container: &Container,
+        containers: &[v1::Container],
+        state: &mut PodState,
+        finished: bool,
+        policy: &str,
+    ) -> Result<ContainerView> {
+        let mut view = self.observe_container(container, containers).await?;
         let current_state = view.current.as_ref().map(|c| c.state);
-        let policy = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.restart_policy.as_deref())
-            .unwrap_or("Always");
         let start_attempt = match current_state {
             Some(s) if s == v1::ContainerState::ContainerRunning as i32 => {
                 state.waiting.remove(&container.name);
@@ -337,7 +418,11 @@ impl Context {
             }
             Some(s) if s == v1::ContainerState::ContainerCreated as i32 => {
                 // Created but not started (a restart of the kubelet in between): start it.
-                let id = mine.first().map(|c| c.id.clone()).unwrap_or_default();
+                let id = view
+                    .current
+                    .as_ref()
+                    .map(|c| c.id.clone())
+                    .unwrap_or_default();
                 self.start(pod, container, &id, sandbox.pod_ip).await?;
                 view.current = Some(self.container_status(&id).await?);
                 return Ok(view);
@@ -394,6 +479,8 @@ impl Context {
                 );
                 u32::try_from(view.restart_count).unwrap_or(0) + 1
             }
+            // A finished pod starts nothing new.
+            None if finished => return Ok(view),
             None => 0,
         };
         match self
