@@ -785,3 +785,154 @@ spec:
     );
     assert_eq!(cluster.ok(&["logs", "with-sidecar", "-c", "web"]), "");
 }
+
+/// A private registry inside the cluster's namespace: a real docker-registry on
+/// 127.0.0.1:5000 holding busybox as `team/busybox:private`, behind a front on 127.0.0.1:5001
+/// that demands basic authentication (`puller:s3cret`).
+struct PrivateRegistry {
+    dir: tempfile::TempDir,
+    front: std::process::Child,
+}
+
+impl PrivateRegistry {
+    const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dev/test-registry");
+    const FRONT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/auth_proxy.py");
+
+    fn start(cluster: &Cluster) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().display().to_string();
+        let started = cluster.exec(Self::SCRIPT, &["start", &data, "5000"]);
+        assert!(started.status.success(), "{started:?}");
+        let archive = cluster::images::images_dir().join("busybox.oci.tar");
+        let pushed = cluster.exec(
+            Self::SCRIPT,
+            &[
+                "push",
+                &archive.display().to_string(),
+                "team/busybox:private",
+                "5000",
+            ],
+        );
+        assert!(pushed.status.success(), "{pushed:?}");
+        let mut front = std::process::Command::new("ip")
+            .args(["netns", "exec", &cluster.netns, "python3", Self::FRONT])
+            .args(["5001", "http://127.0.0.1:5000", "puller:s3cret"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting the registry front");
+        let mut line = String::new();
+        let stdout = front.stdout.take().expect("front's stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("reading the front's first line");
+        assert_eq!(line.trim(), "ready", "the registry front did not start");
+        Self { dir, front }
+    }
+}
+
+impl Drop for PrivateRegistry {
+    fn drop(&mut self) {
+        let _ = self.front.kill();
+        let _ = self.front.wait();
+        let _ = std::process::Command::new(Self::SCRIPT)
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+#[test]
+fn image_pull_secrets_authenticate_pulls_from_a_private_registry() {
+    let config = tempfile::tempdir().expect("tempdir");
+    let registries = config.path().join("registries.yaml");
+    std::fs::write(
+        &registries,
+        "mirrors:\n  \"127.0.0.1:5001\":\n    endpoint: [\"http://127.0.0.1:5001\"]\n",
+    )
+    .expect("writing registries.yaml");
+    let cluster =
+        Cluster::start_with_agent_and(&["--private-registry", &registries.display().to_string()]);
+    let _registry = PrivateRegistry::start(&cluster);
+    cluster.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        "--docker-server=127.0.0.1:5001",
+        "--docker-username=puller",
+        "--docker-password=s3cret",
+    ]);
+    cluster.ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "wrongcred",
+        "--docker-server=127.0.0.1:5001",
+        "--docker-username=puller",
+        "--docker-password=guess",
+    ]);
+    let pod = |name: &str, secrets: &str| {
+        format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  imagePullSecrets: {secrets}
+  containers:
+  - name: app
+    image: 127.0.0.1:5001/team/busybox:private
+    command: ["sleep", "3600"]
+"#
+        )
+    };
+    let waiting = |name: &str| {
+        jsonpath(
+            &cluster,
+            &format!("pod/{name}"),
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        )
+    };
+
+    // Without credentials, or with wrong ones, the registry refuses the pull.
+    let refused = format!(
+        "{}---{}",
+        pod("no-secret", "[]"),
+        pod("wrong-secret", "[{name: wrongcred}]")
+    );
+    cluster.ok(&["apply", "-f", &cluster.file("refused.yaml", &refused)]);
+    for name in ["no-secret", "wrong-secret"] {
+        wait_until("the pull to be refused", Duration::from_secs(60), || {
+            matches!(waiting(name).as_str(), "ErrImagePull" | "ImagePullBackOff")
+        });
+    }
+    let message = jsonpath(
+        &cluster,
+        "pod/wrong-secret",
+        "{.status.containerStatuses[0].state.waiting.message}",
+    );
+    assert!(
+        message.contains("127.0.0.1:5001/team/busybox:private"),
+        "{message}"
+    );
+
+    // A missing secret is reported, and the good one beside it lets the pull through.
+    let allowed = pod("with-secret", "[{name: missing}, {name: regcred}]");
+    cluster.ok(&["apply", "-f", &cluster.file("allowed.yaml", &allowed)]);
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/with-secret",
+        "--timeout=60s",
+    ]);
+    let events = cluster.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=with-secret",
+    ]);
+    assert!(
+        events.contains("FailedToRetrieveImagePullSecret") && events.contains("default/missing"),
+        "{events}"
+    );
+    assert!(events.contains("Successfully pulled image"), "{events}");
+}

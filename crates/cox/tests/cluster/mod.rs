@@ -5,7 +5,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 #[path = "../common/images.rs"]
-mod images;
+pub mod images;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -23,6 +23,7 @@ pub mod events;
 pub mod hooks;
 pub mod hosts;
 pub mod probes;
+pub mod pull_secrets;
 pub mod resources;
 pub mod status;
 pub mod volumes;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cox_cri::v1;
 use cox_cri::v1::image_service_client::ImageServiceClient;
 use cox_cri::v1::runtime_service_client::RuntimeServiceClient;
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use tonic::transport::Channel;
 
@@ -764,6 +764,48 @@ impl Context {
         status.network.map(|n| n.ip).filter(|ip| !ip.is_empty())
     }
 
+    /// The registry credentials for `image` from the pod's `imagePullSecrets`; Secrets that
+    /// are missing or unusable are reported in an event, and the pull goes on without them.
+    async fn pull_credentials(&self, pod: &Pod, image: &str) -> Vec<v1::AuthConfig> {
+        let names: Vec<String> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.image_pull_secrets.iter().flatten())
+            .map(|r| r.name.clone())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Vec::new();
+        }
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let mut credentials = Vec::new();
+        let mut unusable = Vec::new();
+        for name in names {
+            let parsed = match secrets.get(&name).await {
+                Ok(secret) => super::pull_secrets::parse(&secret),
+                Err(e) => Err(e.to_string()),
+            };
+            match parsed {
+                Ok(found) => credentials.extend(found),
+                Err(why) => {
+                    tracing::debug!(secret = %name, %why, "image pull secret not used");
+                    unusable.push(format!("{namespace}/{name}"));
+                }
+            }
+        }
+        if !unusable.is_empty() {
+            let message = format!(
+                "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+                unusable.join(", ")
+            );
+            self.events
+                .warning(pod, "FailedToRetrieveImagePullSecret", &message)
+                .await;
+        }
+        super::pull_secrets::for_image(&credentials, image)
+    }
+
     /// Makes the image present by the container's pull policy; returns the image to run.
     async fn ensure_image(
         &self,
@@ -814,16 +856,30 @@ impl Context {
             .normal(pod, "Pulling", &format!("Pulling image \"{image}\""))
             .await;
         let started = Instant::now();
-        let pulled = images
-            .pull_image(v1::PullImageRequest {
-                image: Some(v1::ImageSpec {
-                    image: image.to_string(),
-                    ..Default::default()
-                }),
-                auth: None,
-                sandbox_config: None,
-            })
-            .await;
+        // Without matching credentials the pull goes without; with them, each is tried in
+        // turn until one works, as upstream's kubelet does.
+        let credentials = self.pull_credentials(pod, image).await;
+        let attempts: Vec<Option<v1::AuthConfig>> = if credentials.is_empty() {
+            vec![None]
+        } else {
+            credentials.into_iter().map(Some).collect()
+        };
+        let mut pulled = Err(tonic::Status::internal("no pull attempted"));
+        for auth in attempts {
+            pulled = images
+                .pull_image(v1::PullImageRequest {
+                    image: Some(v1::ImageSpec {
+                        image: image.to_string(),
+                        ..Default::default()
+                    }),
+                    auth,
+                    sandbox_config: None,
+                })
+                .await;
+            if pulled.is_ok() {
+                break;
+            }
+        }
         match pulled {
             Ok(response) => {
                 self.events
