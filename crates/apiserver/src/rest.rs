@@ -409,6 +409,38 @@ impl Rest {
         }
     }
 
+    /// The part of upstream's ServiceAccount admission that Coxswain has: a new pod without
+    /// `imagePullSecrets` gets those of its ServiceAccount. (A missing account is let
+    /// through, where upstream refuses the pod; the account's token is not mounted.)
+    async fn admit_service_account(
+        &self,
+        namespace: &str,
+        pod: &mut Value,
+    ) -> Result<(), ApiError> {
+        let has_secrets = pod
+            .pointer("/spec/imagePullSecrets")
+            .and_then(Value::as_array)
+            .is_some_and(|s| !s.is_empty());
+        let account = objects::str_at(pod, "/spec/serviceAccountName");
+        if has_secrets || account.is_empty() {
+            return Ok(());
+        }
+        let key = format!("/registry/serviceaccounts/{namespace}/{account}");
+        let found = self
+            .store
+            .get(&key, None)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let secrets = found
+            .and_then(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
+            .and_then(|account| account.get("imagePullSecrets").cloned())
+            .filter(|s| s.as_array().is_some_and(|s| !s.is_empty()));
+        if let (Some(secrets), Some(spec)) = (secrets, pod.get_mut("spec")) {
+            spec["imagePullSecrets"] = secrets;
+        }
+        Ok(())
+    }
+
     /// Fails unless the namespace exists and is not being deleted.
     async fn check_namespace(&self, namespace: &str) -> Result<(), ApiError> {
         let key = format!("/registry/namespaces/{namespace}");
@@ -456,6 +488,9 @@ impl Rest {
         let name = objects::str_at(&object, "/metadata/name").to_owned();
         if let Some(namespace) = request.namespace.as_deref() {
             self.check_namespace(namespace).await?;
+            if resource.group.is_empty() && resource.plural == "pods" {
+                self.admit_service_account(namespace, &mut object).await?;
+            }
         }
         let dry = dry_run(query)?;
         let key = resource.key(request.namespace.as_deref(), &name);

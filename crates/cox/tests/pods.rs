@@ -935,4 +935,32 @@ spec:
         "{events}"
     );
     assert!(events.contains("Successfully pulled image"), "{events}");
+
+    // A pod without pull secrets gets its ServiceAccount's.
+    cluster.ok(&["create", "serviceaccount", "puller"]);
+    cluster.ok(&[
+        "patch",
+        "serviceaccount",
+        "puller",
+        "-p",
+        r#"{"imagePullSecrets": [{"name": "regcred"}]}"#,
+    ]);
+    cluster.ok(&[
+        "run",
+        "by-account",
+        "--image=127.0.0.1:5001/team/busybox:private",
+        "--overrides",
+        r#"{"spec": {"serviceAccountName": "puller"}}"#,
+        "--",
+        "sleep",
+        "3600",
+    ]);
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "pod/by-account",
+            "{.spec.imagePullSecrets[*].name}"
+        ),
+        "regcred"
+    );
 }
