@@ -9,6 +9,9 @@
 //! - [`endpoints`]: the EndpointSlices and Endpoints of Services.
 //! - [`service_lb`]: addresses for LoadBalancer Services (k3s's servicelb).
 //!
+//! [`leader`] is the Lease-based election that lets only one server run them (and the
+//! scheduler) at a time.
+//!
 //! Shared by them: [`informer`] (watch caches whose events say what to reconcile),
 //! [`expectations`], [`owner`] and [`claim`] (controller references, adoption), [`pods`],
 //! [`events`], [`backoff`], [`api_errors`].
@@ -22,6 +25,7 @@ pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
 pub mod informer;
+pub mod leader;
 pub mod namespace;
 pub mod owner;
 pub mod pods;

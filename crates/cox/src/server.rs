@@ -10,6 +10,7 @@ use cox_apiserver::authn::Tokens;
 use cox_apiserver::bootstrap::{self, KubernetesService};
 use cox_apiserver::tls::{ClusterCerts, ServingNames};
 use cox_apiserver::{ApiServer, Config, kubeconfig};
+use cox_controllers::leader::{Election, Timing};
 use cox_store::Store;
 use cox_store::etcd::EtcdStore;
 use cox_store::sqlite::{SqliteOptions, SqliteStore};
@@ -181,7 +182,15 @@ pub async fn run(args: Args) -> Result<()> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("--servicelb-address-pool: {e}"))?;
     let options = cox_controllers::Options { load_balancer_pool };
-    let controllers = tokio::spawn(run_controllers(controller_kubeconfig, options));
+    // Of several servers on one store, only the holder of a component's Lease runs it.
+    let identity = cox_controllers::leader::identity(&hostname());
+    let (stop_components, components_stopped) = tokio::sync::watch::channel(false);
+    let controllers = tokio::spawn(run_controllers(
+        controller_kubeconfig,
+        options,
+        identity.clone(),
+        components_stopped.clone(),
+    ));
 
     // The scheduler, likewise: an API client with its own credentials.
     let scheduler_kubeconfig = args.data_dir.join("server/cred/scheduler.kubeconfig");
@@ -190,7 +199,11 @@ pub async fn run(args: Args) -> Result<()> {
         .context("making the scheduler's certificate")?;
     kubeconfig::write_for(&certs, &scheduler_cert, &url, &scheduler_kubeconfig)
         .with_context(|| format!("writing {}", scheduler_kubeconfig.display()))?;
-    let scheduler = tokio::spawn(run_scheduler(scheduler_kubeconfig));
+    let scheduler = tokio::spawn(run_scheduler(
+        scheduler_kubeconfig,
+        identity,
+        components_stopped,
+    ));
 
     // The node agent (runtime and kubelet), unless this server is control plane only.
     let (stop_agent, agent_stopped) = tokio::sync::watch::channel(false);
@@ -236,10 +249,21 @@ pub async fn run(args: Args) -> Result<()> {
             if let Err(err) = shutdown_signal().await {
                 tracing::error!(error = %err, "waiting for a shutdown signal");
             }
+            // While the API still answers, the components stop and hand their Leases back,
+            // so that a restarted server need not wait them out.
+            let _ = stop_components.send(true);
+            let stopped = async {
+                let _ = controllers.await;
+                let _ = scheduler.await;
+            };
+            if tokio::time::timeout(std::time::Duration::from_secs(5), stopped)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the controllers and the scheduler did not stop within 5 s");
+            }
         })
         .await?;
-    controllers.abort();
-    scheduler.abort();
     let _ = stop_agent.send(true);
     if let Some(agent) = agent {
         agent.stop().await;
@@ -255,23 +279,63 @@ pub(crate) async fn client_from(kubeconfig: &std::path::Path) -> Result<kube::Cl
     Ok(kube::Client::try_from(config)?)
 }
 
-async fn run_controllers(kubeconfig: PathBuf, options: cox_controllers::Options) {
-    match client_from(&kubeconfig).await {
-        Ok(client) => cox_controllers::run(client, options).await,
-        Err(err) => tracing::error!(error = %err, "starting the controllers"),
-    }
+/// Completes when `stopped` says so (or its sender is gone).
+async fn until_stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
-async fn run_scheduler(kubeconfig: PathBuf) {
-    let result = match client_from(&kubeconfig).await {
-        Ok(client) => cox_scheduler::run(client)
-            .await
-            .map_err(anyhow::Error::from),
-        Err(err) => Err(err),
+async fn run_controllers(
+    kubeconfig: PathBuf,
+    options: cox_controllers::Options,
+    identity: String,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let client = match client_from(&kubeconfig).await {
+        Ok(client) => client,
+        Err(err) => return tracing::error!(error = %err, "starting the controllers"),
     };
-    if let Err(err) = result {
-        tracing::error!(error = %err, "the scheduler stopped");
-    }
+    let election = Election::new(
+        client.clone(),
+        "kube-controller-manager",
+        &identity,
+        Timing::default(),
+    );
+    election
+        .run(
+            move || cox_controllers::run(client.clone(), options.clone()),
+            until_stopped(stopped),
+        )
+        .await;
+}
+
+async fn run_scheduler(
+    kubeconfig: PathBuf,
+    identity: String,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let client = match client_from(&kubeconfig).await {
+        Ok(client) => client,
+        Err(err) => return tracing::error!(error = %err, "starting the scheduler"),
+    };
+    let election = Election::new(
+        client.clone(),
+        "kube-scheduler",
+        &identity,
+        Timing::default(),
+    );
+    election
+        .run(
+            move || {
+                let client = client.clone();
+                async move {
+                    if let Err(err) = cox_scheduler::run(client).await {
+                        tracing::error!(error = %err, "the scheduler stopped");
+                    }
+                }
+            },
+            until_stopped(stopped),
+        )
+        .await;
 }
 
 pub(crate) async fn shutdown_signal() -> Result<()> {

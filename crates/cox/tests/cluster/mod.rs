@@ -26,6 +26,8 @@ pub struct Cluster {
     agent: bool,
     /// More `cox server` flags.
     extra_args: Vec<String>,
+    /// Whether the network namespace is this cluster's own (not a [`Cluster::peer`]'s).
+    owns_netns: bool,
 }
 
 fn run(command: &mut Command) -> Output {
@@ -57,7 +59,29 @@ impl Cluster {
         Self::start_as(true, extra_args)
     }
 
-    fn start_as(agent: bool, extra_args: &[&str]) -> Self {
+    /// A control-plane-only cluster whose server is not started yet: the test sets up what
+    /// it needs in the namespace first, then calls [`Cluster::start_server`].
+    pub fn unstarted(extra_args: &[&str]) -> Self {
+        Self::new(false, extra_args)
+    }
+
+    /// Another control-plane-only server in this cluster's network namespace, with a data
+    /// directory of its own, started with `extra_args` (e.g. the same `--datastore-endpoint`
+    /// and another `--https-listen-port`).
+    pub fn peer(&self, extra_args: &[&str]) -> Self {
+        let mut peer = Self {
+            netns: self.netns.clone(),
+            dir: tempfile::tempdir().expect("temporary directory"),
+            server: None,
+            agent: false,
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            owns_netns: false,
+        };
+        peer.start_server();
+        peer
+    }
+
+    fn new(agent: bool, extra_args: &[&str]) -> Self {
         let netns = format!(
             "cox-e2e-{}-{}",
             std::process::id(),
@@ -65,14 +89,20 @@ impl Cluster {
         );
         run(Command::new("ip").args(["netns", "add", &netns]));
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut cluster = Self {
+        let cluster = Self {
             netns,
             dir,
             server: None,
             agent,
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            owns_netns: true,
         };
         run(Command::new("ip").args(["-n", &cluster.netns, "link", "set", "lo", "up"]));
+        cluster
+    }
+
+    fn start_as(agent: bool, extra_args: &[&str]) -> Self {
+        let mut cluster = Self::new(agent, extra_args);
         if agent {
             let images = cluster.data_dir().join("agent/images");
             std::fs::create_dir_all(&images).expect("images dir");
@@ -183,6 +213,14 @@ impl Cluster {
                 let _ = Command::new("kill").args(["-KILL", &pid]).status();
             }
             let _ = reaper.join();
+        }
+    }
+
+    /// Kills the server with SIGKILL, as a crash would: it cleans nothing up.
+    pub fn kill_server(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let _ = server.kill();
+            let _ = server.wait();
         }
     }
 
@@ -445,6 +483,9 @@ impl Drop for Cluster {
         self.stop_server();
         if self.agent {
             self.force_clean();
+        }
+        if !self.owns_netns {
+            return;
         }
         for netns in [self.netns.clone(), self.outside_netns()] {
             let _ = Command::new("ip")
