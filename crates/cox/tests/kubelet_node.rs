@@ -299,7 +299,13 @@ fn node_agent_registers_reports_status_and_renews_its_lease() {
         assert!(yaml.contains(line), "{line} missing from:\n{yaml}");
     }
 
-    // `kubectl describe node`: the roles, the taint, the conditions.
+    // `kubectl describe node`: the roles, the taint, the conditions, the kubelet's events.
+    wait_for("the NodeReady event", Duration::from_secs(10), || {
+        cluster
+            .ok(&["describe", "node", NODE])
+            .contains("NodeReady")
+            .then_some(())
+    });
     let describe = cluster.ok(&["describe", "node", NODE]);
     // Compared with runs of spaces made one: the column widths are kubectl's business.
     let words = describe.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -312,6 +318,13 @@ fn node_agent_registers_reports_status_and_renews_its_lease() {
         "InternalIP: 127.0.0.1 Hostname: rower-1",
         "HolderIdentity: rower-1",
         "Kubelet Version: v1.33",
+        "Normal Starting",
+        "Starting kubelet.",
+        "Normal NodeHasSufficientMemory",
+        &format!("Node {NODE} status is now: NodeHasSufficientMemory"),
+        "NodeHasNoDiskPressure",
+        "NodeHasSufficientPID",
+        "NodeAllocatableEnforced",
     ] {
         assert!(words.contains(want), "{want} missing from:\n{describe}");
     }

@@ -13,7 +13,10 @@ use crate::config::NodeConfig;
 use crate::eviction::PressureTracker;
 use crate::lease::LeaseKeeper;
 use crate::machine::{Host, Machine};
-use crate::node_status::{Observed, desired_status, status_changed, status_patch};
+use crate::node_status::{
+    Observed, condition_events, desired_status, status_changed, status_patch,
+};
+use crate::pods::events::Events;
 use crate::registration::{LABEL_ARCH, LABEL_OS, register};
 use crate::{Error, go_arch, jittered};
 
@@ -37,6 +40,7 @@ pub async fn run(client: kube::Client, config: NodeConfig) -> Result<(), Error> 
         tracker: PressureTracker::default(),
         observed: Observed::default(),
         last_report: None,
+        events: Events::new(client.clone(), &config.name),
     };
     status.observe().await?;
     let first = desired_status(
@@ -47,6 +51,20 @@ pub async fn run(client: kube::Client, config: NodeConfig) -> Result<(), Error> 
         Timestamp::now(),
     );
     let node = register(&status.api, &config, first).await?;
+    // As upstream's kubelet announces itself; the condition events follow the first post.
+    status.events.node("Starting", "Starting kubelet.").await;
+    status
+        .events
+        .node(
+            "NodeAllocatableEnforced",
+            "Updated Node Allocatable limit across pods",
+        )
+        .await;
+    if let Some(registered) = &node.status {
+        for (reason, message) in condition_events(&config.name, None, registered) {
+            status.events.node(&reason, &message).await;
+        }
+    }
     let lease = LeaseKeeper::new(client, config, &node);
     tokio::join!(lease.run(), status.run());
     Ok(())
@@ -62,6 +80,7 @@ struct StatusSyncer {
     observed: Observed,
     /// When the status was last posted.
     last_report: Option<Instant>,
+    events: Events,
 }
 
 impl StatusSyncer {
@@ -149,6 +168,9 @@ impl StatusSyncer {
             )
             .await?;
         self.last_report = Some(now);
+        for (reason, message) in condition_events(&self.config.name, old, &new) {
+            self.events.node(&reason, &message).await;
+        }
         tracing::debug!(node = %self.config.name, changed, "node status posted");
         Ok(())
     }

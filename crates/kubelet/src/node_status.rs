@@ -290,6 +290,53 @@ pub fn status_changed(old: &NodeStatus, new: &NodeStatus) -> bool {
     without_heartbeats(old) != without_heartbeats(new)
 }
 
+/// The events upstream's kubelet records when its conditions change (first set included):
+/// reason and message, e.g. `NodeReady`, "Node node-1 status is now: NodeReady".
+pub fn condition_events(
+    node: &str,
+    old: Option<&NodeStatus>,
+    new: &NodeStatus,
+) -> Vec<(String, String)> {
+    let status_of = |status: Option<&NodeStatus>, kind: &str| {
+        status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == kind))
+            .map(|c| c.status.clone())
+    };
+    let words = [
+        ("Ready", "NodeReady", "NodeNotReady"),
+        (
+            "MemoryPressure",
+            "NodeHasInsufficientMemory",
+            "NodeHasSufficientMemory",
+        ),
+        (
+            "DiskPressure",
+            "NodeHasDiskPressure",
+            "NodeHasNoDiskPressure",
+        ),
+        (
+            "PIDPressure",
+            "NodeHasInsufficientPID",
+            "NodeHasSufficientPID",
+        ),
+    ];
+    words
+        .iter()
+        .filter_map(|(kind, when_true, otherwise)| {
+            let now = status_of(Some(new), kind)?;
+            if status_of(old, kind).as_ref() == Some(&now) {
+                return None;
+            }
+            let reason = if now == "True" { when_true } else { otherwise };
+            Some((
+                (*reason).to_string(),
+                format!("Node {node} status is now: {reason}"),
+            ))
+        })
+        .collect()
+}
+
 /// The strategic merge patch of `nodes/status` that posts `new`: this kubelet's conditions
 /// (merged by type, so others' stay), resources (merged by name), and the addresses, which
 /// replace the stored list when they changed, as upstream's kubelet patches them (their merge
@@ -319,6 +366,54 @@ pub fn status_patch(old: Option<&NodeStatus>, new: &NodeStatus) -> Value {
             "nodeInfo": new.node_info,
         }
     })
+}
+
+#[cfg(test)]
+mod events_tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::NodeCondition;
+
+    fn status(conditions: &[(&str, &str)]) -> NodeStatus {
+        NodeStatus {
+            conditions: Some(
+                conditions
+                    .iter()
+                    .map(|(kind, status)| NodeCondition {
+                        type_: (*kind).into(),
+                        status: (*status).into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn condition_changes_become_upstreams_events() {
+        let first = status(&[("MemoryPressure", "False"), ("Ready", "True")]);
+        let events = condition_events("node-1", None, &first);
+        assert_eq!(
+            events,
+            [
+                (
+                    "NodeReady".to_string(),
+                    "Node node-1 status is now: NodeReady".to_string()
+                ),
+                (
+                    "NodeHasSufficientMemory".to_string(),
+                    "Node node-1 status is now: NodeHasSufficientMemory".to_string()
+                ),
+            ]
+        );
+        assert!(condition_events("node-1", Some(&first), &first).is_empty());
+        let later = status(&[("MemoryPressure", "True"), ("Ready", "False")]);
+        let reasons: Vec<String> = condition_events("node-1", Some(&first), &later)
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(reasons, ["NodeNotReady", "NodeHasInsufficientMemory"]);
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Events about pods, as upstream's kubelet records them (core/v1 Events, source `kubelet`),
-//! so that `kubectl describe pod` shows them.
+//! Events about pods and the node, as upstream's kubelet records them (core/v1 Events, source
+//! `kubelet`), so that `kubectl describe pod` and `kubectl describe node` show them.
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
@@ -36,30 +36,56 @@ impl Events {
         self.record(pod, "Warning", reason, message).await;
     }
 
-    /// Best effort: an event that cannot be written is logged, never an error of the pod's.
+    /// A Normal event about the node itself. As upstream's kubelet, the reference's UID is
+    /// the node's name, and the event lives in `default` (the node has no namespace).
+    pub async fn node(&self, reason: &str, message: &str) {
+        let reference = ObjectReference {
+            kind: Some("Node".into()),
+            name: Some(self.node.clone()),
+            uid: Some(self.node.clone()),
+            ..Default::default()
+        };
+        self.record_about(reference, "default", "Normal", reason, message)
+            .await;
+    }
+
     async fn record(&self, pod: &Pod, kind: &str, reason: &str, message: &str) {
         let namespace = pod
             .metadata
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let name = pod.metadata.name.clone().unwrap_or_default();
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: pod.metadata.name.clone(),
+            namespace: Some(namespace.clone()),
+            uid: pod.metadata.uid.clone(),
+            resource_version: pod.metadata.resource_version.clone(),
+            field_path: None,
+        };
+        self.record_about(reference, &namespace, kind, reason, message)
+            .await;
+    }
+
+    /// Best effort: an event that cannot be written is logged, never an error of the object's.
+    async fn record_about(
+        &self,
+        involved_object: ObjectReference,
+        namespace: &str,
+        kind: &str,
+        reason: &str,
+        message: &str,
+    ) {
+        let name = involved_object.name.clone().unwrap_or_default();
         let now = jiff::Timestamp::now();
         let event = Event {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{name}.")),
-                namespace: Some(namespace.clone()),
+                namespace: Some(namespace.to_string()),
                 ..Default::default()
             },
-            involved_object: ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                name: Some(name),
-                namespace: Some(namespace.clone()),
-                uid: pod.metadata.uid.clone(),
-                resource_version: pod.metadata.resource_version.clone(),
-                field_path: None,
-            },
+            involved_object,
             reason: Some(reason.into()),
             message: Some(message.into()),
             type_: Some(kind.into()),
@@ -77,7 +103,7 @@ impl Events {
             related: None,
             series: None,
         };
-        let events: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         if let Err(e) = events.create(&PostParams::default(), &event).await {
             tracing::debug!(error = %e, reason, "event not recorded");
         }
