@@ -11,8 +11,9 @@
 //! - [`patch`]: JSON patch and merge patch.
 //! - [`pod_connect`]: the pod subresources handed on to the kubelet (`log`, `exec`, `attach`,
 //!   `portforward`): their options, the container, the kubelet's address and URL.
-//! - [`proxy`]: the `proxy` subresources of Services and Pods: the name, the backend (a
-//!   ready endpoint, the Pod's IP), the path, and redirects rewritten under the proxy path.
+//! - [`proxy`]: the `proxy` subresources of Services, Pods and Nodes: the name, the backend
+//!   (a ready endpoint, the Pod's IP), the path, and redirects rewritten under the proxy path.
+//! - [`prometheus`]: the text format of the components' `/metrics`.
 //! - [`strategic_merge`]: strategic merge patch, from the patch markers in [`schema`].
 //! - [`openapi`]: the OpenAPI v2 and v3 documents kubectl reads for apply, validation, explain.
 //! - [`protobuf`]: Kubernetes protobuf bodies to JSON, from [`schema`].
@@ -28,6 +29,7 @@ pub mod labels;
 pub mod openapi;
 pub mod patch;
 pub mod pod_connect;
+pub mod prometheus;
 pub mod protobuf;
 pub mod proxy;
 pub mod quantity;

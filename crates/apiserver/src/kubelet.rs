@@ -5,10 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use cox_api::status::ApiError;
 use http::{Request, Response};
-use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
@@ -61,12 +59,17 @@ impl KubeletClient {
 
     /// Sends `request` (its URI the path and query) to the kubelet at `host:port`; the
     /// connection supports upgrades.
-    pub async fn send(
+    pub async fn send<B>(
         &self,
         host: &str,
         port: u16,
-        mut request: Request<Empty<Bytes>>,
-    ) -> Result<Response<Incoming>, ApiError> {
+        mut request: Request<B>,
+    ) -> Result<Response<Incoming>, ApiError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let connector = TlsConnector::from(self.config()?);
         let name = ServerName::try_from(host.to_owned())
             .map_err(|e| unreachable(host, port, format!("invalid host: {e}")))?;

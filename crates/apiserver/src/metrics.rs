@@ -2,10 +2,10 @@
 //! text format, under upstream's metric names.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use cox_api::prometheus::{self, Histogram};
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::http::Body;
@@ -14,13 +14,6 @@ use crate::http::Body;
 const BUCKETS: &[f64] = &[
     0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
 ];
-
-#[derive(Debug, Default)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -38,59 +31,35 @@ impl Metrics {
             .requests
             .entry((verb.to_owned(), resource.to_owned(), code))
             .or_default() += 1;
-        let histogram = inner
+        inner
             .latency
             .entry((verb.to_owned(), resource.to_owned()))
-            .or_default();
-        if histogram.counts.is_empty() {
-            histogram.counts = vec![0; BUCKETS.len()];
-        }
-        let seconds = took.as_secs_f64();
-        for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter_mut()) {
-            if seconds <= *bound {
-                *count += 1;
-            }
-        }
-        histogram.sum += seconds;
-        histogram.count += 1;
+            .or_insert_with(|| Histogram::new(BUCKETS))
+            .observe(took.as_secs_f64());
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
         let Ok(inner) = self.0.lock() else { return out };
-        out.push_str("# HELP apiserver_request_total Counter of apiserver requests broken out for each verb, API resource and HTTP response code.\n");
-        out.push_str("# TYPE apiserver_request_total counter\n");
+        prometheus::header(
+            &mut out,
+            "apiserver_request_total",
+            "Counter of apiserver requests broken out for each verb, API resource and HTTP response code.",
+            "counter",
+        );
         for ((verb, resource, code), count) in &inner.requests {
-            let _ = writeln!(
-                out,
-                "apiserver_request_total{{code=\"{code}\",resource=\"{resource}\",verb=\"{verb}\"}} {count}"
-            );
+            let labels = format!("code=\"{code}\",resource=\"{resource}\",verb=\"{verb}\"");
+            prometheus::sample(&mut out, "apiserver_request_total", &labels, count);
         }
-        out.push_str("# HELP apiserver_request_duration_seconds Response latency distribution in seconds for each verb and resource.\n");
-        out.push_str("# TYPE apiserver_request_duration_seconds histogram\n");
+        prometheus::header(
+            &mut out,
+            "apiserver_request_duration_seconds",
+            "Response latency distribution in seconds for each verb and resource.",
+            "histogram",
+        );
         for ((verb, resource), histogram) in &inner.latency {
             let labels = format!("resource=\"{resource}\",verb=\"{verb}\"");
-            for (bound, count) in BUCKETS.iter().zip(&histogram.counts) {
-                let _ = writeln!(
-                    out,
-                    "apiserver_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "apiserver_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                histogram.count
-            );
-            let _ = writeln!(
-                out,
-                "apiserver_request_duration_seconds_sum{{{labels}}} {}",
-                histogram.sum
-            );
-            let _ = writeln!(
-                out,
-                "apiserver_request_duration_seconds_count{{{labels}}} {}",
-                histogram.count
-            );
+            histogram.write(&mut out, "apiserver_request_duration_seconds", &labels);
         }
         out
     }
@@ -102,7 +71,7 @@ impl Metrics {
         *response.status_mut() = StatusCode::OK;
         response.headers_mut().insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            HeaderValue::from_static(prometheus::CONTENT_TYPE),
         );
         response
     }

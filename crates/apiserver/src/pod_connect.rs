@@ -94,7 +94,7 @@ pub async fn log(
         &options.kubelet_query(),
     );
     let kubelet_request = Request::get(path)
-        .body(Empty::new())
+        .body(Empty::<Bytes>::new())
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let response = backends.kubelets.send(&host, port, kubelet_request).await?;
     let status = response.status();
@@ -204,7 +204,7 @@ async fn proxy_upgrade(
         }
     }
     let kubelet_request = builder
-        .body(Empty::new())
+        .body(Empty::<Bytes>::new())
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let mut response = kubelets.send(host, port, kubelet_request).await?;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {

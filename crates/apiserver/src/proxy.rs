@@ -1,5 +1,6 @@
-//! The `proxy` subresources of Services and Pods: the request goes, its body streamed, to a
-//! ready endpoint of the Service or to the Pod's IP, over HTTP/1.1 or HTTPS (the backend's
+//! The `proxy` subresources of Services, Pods and Nodes: the request goes, its body streamed,
+//! to a ready endpoint of the Service, to the Pod's IP, or to the Node's kubelet (with the API
+//! server's client certificate, as for logs and exec), over HTTP/1.1 or HTTPS (the backend's
 //! certificate unverified, as upstream's proxy transport leaves it), and the answer streams
 //! back, redirects rewritten to stay under the proxy path; an upgrade request (a WebSocket) is
 //! spliced to the backend once it switched protocols. One connection per request. What the
@@ -27,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::http::{self as h, Body};
+use crate::kubelet::KubeletClient;
 use crate::request::{Query, ResourceRequest};
 use crate::rest::Rest;
 
@@ -187,6 +189,7 @@ where
 pub async fn serve(
     rest: &Rest,
     client: &ProxyClient,
+    kubelets: &KubeletClient,
     resource: &Resource,
     request: &ResourceRequest,
     peer: SocketAddr,
@@ -204,6 +207,7 @@ pub async fn serve(
     let namespace = request.namespace.as_deref().unwrap_or("default");
     let location = match resource.plural {
         "services" => service_backend(rest, namespace, &request.name, &name).await?,
+        "nodes" => node_location(rest, &name).await?,
         _ => proxy::pod_location(&get(rest, "pods", namespace, &name.name).await?, &name)?,
     };
     let raw_path = http_request.uri().path().to_owned();
@@ -248,11 +252,19 @@ pub async fn serve(
         peer,
         &proxy::forwarded_uri(prefix, &path),
     );
-    let mut sender = client.connect(&location).await?;
-    let response = sender
-        .send_request(backend_request)
-        .await
-        .map_err(proxy::unreachable)?;
+    let response = if resource.plural == "nodes" {
+        // A kubelet wants the API server's client certificate, and its own is verified.
+        let host = location.address.ip().to_string();
+        kubelets
+            .send(&host, location.address.port(), backend_request)
+            .await?
+    } else {
+        let mut sender = client.connect(&location).await?;
+        sender
+            .send_request(backend_request)
+            .await
+            .map_err(proxy::unreachable)?
+    };
     let request_host = host
         .as_ref()
         .and_then(|h| h.to_str().ok())
@@ -263,6 +275,27 @@ pub async fn serve(
         Some(from_client) => upgraded(from_client, response, relayed),
         None => Ok(relayed(response)),
     }
+}
+
+/// The backend of `nodes/<id>/proxy`: the node's kubelet, over HTTPS, at the port named in
+/// the id or else the one the Node reports.
+async fn node_location(rest: &Rest, name: &ProxyName) -> Result<Location, ApiError> {
+    let node = get(rest, "nodes", "", &name.name).await?;
+    let (host, port) = cox_api::pod_connect::kubelet_endpoint(&node)
+        .ok_or_else(|| proxy::unreachable(format!("node {} has no address", name.name)))?;
+    let port = match name.port.as_str() {
+        "" => port,
+        named => named
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid port {named:?} for a node")))?,
+    };
+    let ip: std::net::IpAddr = host
+        .parse()
+        .map_err(|_| proxy::unreachable(format!("node address {host:?} is not an IP")))?;
+    Ok(Location {
+        address: SocketAddr::new(ip, port),
+        scheme: Scheme::Https,
+    })
 }
 
 /// The backend of `services/<id>/proxy`: a ready endpoint, picked at random, of the requested
@@ -315,7 +348,7 @@ async fn get(rest: &Rest, resource: &str, namespace: &str, name: &str) -> Result
         .ok_or_else(|| ApiError::internal(format!("{resource} are not registered")))?;
     let request = ResourceRequest {
         version: "v1".into(),
-        namespace: Some(namespace.to_owned()),
+        namespace: (!namespace.is_empty()).then(|| namespace.to_owned()),
         resource: resource.to_owned(),
         name: name.to_owned(),
         verb: "get".into(),

@@ -459,8 +459,16 @@ async fn resource(
             return pod_connect::connect(backends, resource, &request, &query, http_request).await;
         }
         "proxy" => {
-            return proxy::serve(rest, &state.proxies, resource, &request, peer, http_request)
-                .await;
+            return proxy::serve(
+                rest,
+                &state.proxies,
+                &state.kubelets,
+                resource,
+                &request,
+                peer,
+                http_request,
+            )
+            .await;
         }
         _ => {}
     }

@@ -108,10 +108,7 @@ pub async fn start(
     let name = args.node_name();
     let config = args.runtime.config(&agent.data_dir, &pod_cidr)?;
     let endpoint = format!("unix://{}", config.socket().display());
-    let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    };
-
+    let until_stopped = crate::server::until_stopped;
     let data_dir = agent.data_dir.clone();
     let runtime_stop = until_stopped(stopped.clone());
     let runtime = tokio::spawn(async move {
@@ -127,11 +124,14 @@ pub async fn start(
     node.pod_cidr = Some(pod_cidr.clone());
     node.taints = cox_kubelet::parse_taints(&args.node_taint).context("--node-taint")?;
     node.labels = cox_kubelet::parse_labels(&args.node_label).context("--node-label")?;
+    // The kubelet's figures: the pod workers record them, its API serves them.
+    let metrics = std::sync::Arc::new(cox_kubelet::metrics::Metrics::default());
     let serving = cox_kubelet::server::ServerConfig {
         address: std::net::SocketAddr::new(IpAddr::from([0, 0, 0, 0]), node.kubelet_port),
         credentials: agent.kubelet_credentials.clone(),
         node_name: name.clone(),
         runtime_endpoint: endpoint.clone(),
+        metrics: metrics.clone(),
     };
     let (api_client, api_stop) = (client.clone(), until_stopped(stopped.clone()));
     let kubelet_api = tokio::spawn(async move {
@@ -187,6 +187,7 @@ pub async fn start(
             pods_root: agent.data_dir.join("agent/kubelet/pods"),
             host_dns: host_dns.clone(),
         },
+        metrics,
     };
     let pods = tokio::spawn(async move {
         if let Err(e) = cox_kubelet::pods::run(client, options).await {

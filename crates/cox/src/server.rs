@@ -280,7 +280,7 @@ pub(crate) async fn client_from(kubeconfig: &std::path::Path) -> Result<kube::Cl
 }
 
 /// Completes when `stopped` says so (or its sender is gone).
-async fn until_stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn until_stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
 

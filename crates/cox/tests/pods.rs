@@ -784,6 +784,25 @@ spec:
         "{listed}"
     );
     assert_eq!(cluster.ok(&["logs", "with-sidecar", "-c", "web"]), "");
+
+    // The kubelet's figures, through the API server's node proxy.
+    assert_eq!(
+        cluster.ok(&["get", "--raw", "/api/v1/nodes/node-1/proxy/healthz"]),
+        "ok"
+    );
+    let metrics = cluster.ok(&["get", "--raw", "/api/v1/nodes/node-1/proxy/metrics"]);
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from:\n{metrics}"))
+    };
+    assert!(value("kubelet_node_name{node=\"node-1\"}") == 1.0);
+    assert!(value("kubelet_running_pods") >= 3.0, "{metrics}");
+    assert!(value("kubelet_running_containers{container_state=\"running\"}") >= 3.0);
+    assert!(value("kubelet_started_containers_total{container_type=\"init_container\"}") >= 4.0);
+    assert!(value("kubelet_pod_start_duration_seconds_count") >= 2.0);
+    assert!(value("kubelet_pod_worker_duration_seconds_count{operation_type=\"sync\"}") >= 1.0);
 }
 
 /// A private registry inside the cluster's namespace: a real docker-registry on

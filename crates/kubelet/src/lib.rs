@@ -20,6 +20,7 @@ pub mod config;
 pub mod eviction;
 pub mod lease;
 pub mod machine;
+pub mod metrics;
 pub mod node_status;
 pub mod pods;
 mod quantity;

@@ -58,6 +58,8 @@ pub struct PodOptions {
     /// The CRI runtime's socket (`unix:///...`).
     pub runtime_endpoint: String,
     pub defaults: PodDefaults,
+    /// Where the pod workers' figures go (the kubelet API serves them).
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// Connects to the runtime, retrying while its socket is not up yet.
@@ -99,6 +101,7 @@ pub async fn run(client: kube::Client, options: PodOptions) -> Result<(), Error>
         defaults: options.defaults.clone(),
         node_name: options.node_name.clone(),
         node_ip: options.node_ip.clone(),
+        metrics: options.metrics.clone(),
     };
     let pods: Api<Pod> = Api::all(client);
     let selector = format!("spec.nodeName={}", options.node_name);
@@ -170,6 +173,8 @@ fn deliver(
 async fn run_worker(context: Context, uid: String, mut pod: watch::Receiver<Option<Pod>>) {
     let mut state = PodState::default();
     let mut grace = 30;
+    // Upstream's operation types: the first sync creates, a change updates, the timer syncs.
+    let mut operation = "create";
     loop {
         let current = pod.borrow_and_update().clone();
         let Some(current) = current else {
@@ -180,15 +185,20 @@ async fn run_worker(context: Context, uid: String, mut pod: watch::Receiver<Opti
             .as_ref()
             .and_then(|s| s.termination_grace_period_seconds)
             .unwrap_or(grace);
+        let started = std::time::Instant::now();
         if let Err(e) = context.sync(&current, &mut state).await {
             tracing::warn!(pod = %uid, error = %e, "pod sync failed");
         }
+        context.metrics.pod_synced(operation, started.elapsed());
         if current.metadata.deletion_timestamp.is_some() {
             return;
         }
         tokio::select! {
-            changed = pod.changed() => if changed.is_err() { break },
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            changed = pod.changed() => {
+                if changed.is_err() { break }
+                operation = "update";
+            }
+            () = tokio::time::sleep(Duration::from_secs(1)) => operation = "sync",
         }
     }
     if let Err(e) = context.tear_down(&uid, grace).await {

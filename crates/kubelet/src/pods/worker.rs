@@ -40,6 +40,9 @@ pub struct PodState {
     probes: super::probes::Probes,
     /// When the pod's volumes were last refreshed (ConfigMap and Secret contents).
     volumes_refreshed: Option<Instant>,
+    /// When this worker first saw the pod, until its start is reported.
+    first_seen: Option<Instant>,
+    start_reported: bool,
 }
 
 /// How often projected volume contents are refreshed from the API.
@@ -69,6 +72,7 @@ pub struct Context {
     pub node_name: String,
     pub node_ip: String,
     pub events: Events,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Context {
@@ -173,6 +177,7 @@ impl Context {
     /// Brings the runtime to the pod's spec, then writes the pod's status.
     pub async fn sync(&self, pod: &Pod, state: &mut PodState) -> Result<()> {
         let (namespace, name, uid) = config::identity(pod);
+        state.first_seen.get_or_insert_with(Instant::now);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
         if pod.metadata.deletion_timestamp.is_some() {
             let grace = pod
@@ -279,6 +284,11 @@ impl Context {
             }
         }
         let new_status = status::pod_status(pod, &observed);
+        if !state.start_reported && new_status.phase.as_deref() == Some("Running") {
+            state.start_reported = true;
+            let first_seen = state.first_seen.unwrap_or_else(Instant::now);
+            self.metrics.pod_started(first_seen.elapsed());
+        }
         let changed =
             serde_json::to_value(&new_status).ok() != serde_json::to_value(&pod.status).ok();
         if changed {
@@ -314,6 +324,7 @@ impl Context {
             .map_err(cri_error("creating the pod sandbox"))?
             .into_inner()
             .pod_sandbox_id;
+        self.metrics.sandbox_started();
         Ok(Some(id))
     }
 
@@ -488,6 +499,13 @@ impl Context {
             .await
         {
             Ok(id) => {
+                let init = pod
+                    .spec
+                    .iter()
+                    .flat_map(|s| s.init_containers.iter().flatten())
+                    .any(|c| c.name == container.name);
+                self.metrics
+                    .container_started(if init { "init_container" } else { "container" });
                 state.waiting.remove(&container.name);
                 view.previous = view.current.take();
                 view.current = Some(self.container_status(&id).await?);

@@ -53,6 +53,11 @@ impl Lookup {
         }
     }
 
+    /// This node's name.
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
     /// A client of the runtime; the channel is made on first use (the runtime may start after
     /// the server).
     pub async fn runtime(&self) -> Result<RuntimeServiceClient<Channel>, HttpError> {

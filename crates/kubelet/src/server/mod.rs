@@ -3,6 +3,8 @@
 //! cluster CA naming a member of `system:masters` (the API server's kubelet client does).
 //!
 //! - `GET /healthz`
+//! - `GET /metrics` ([`metrics`](crate::metrics): running pods and containers, pod start and
+//!   sync durations, pods and containers started)
 //! - `GET /containerLogs/<namespace>/<pod>/<container>` ([`logs`], read with [`cri_log`])
 //! - `/exec/<namespace>/<pod>/<container>`, `/attach/...` ([`exec`])
 //! - `/portForward/<namespace>/<pod>` ([`port_forward`], SPDY sessions in [`spdy`])
@@ -14,6 +16,7 @@ pub mod cri_log;
 mod exec;
 mod logs;
 mod lookup;
+mod metrics;
 mod port_forward;
 mod query;
 mod spdy;
@@ -53,6 +56,8 @@ pub struct ServerConfig {
     pub node_name: String,
     /// The CRI runtime's socket (`unix:///...`).
     pub runtime_endpoint: String,
+    /// The figures `/metrics` serves, shared with the pod workers.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +156,7 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let (acceptor, lookup) = (acceptor.clone(), lookup.clone());
+        let metrics = config.metrics.clone();
         tokio::spawn(async move {
             let tls = match acceptor.accept(tcp).await {
                 Ok(tls) => tls,
@@ -166,8 +172,8 @@ pub async fn serve(
                 .and_then(|certs| certs.first())
                 .and_then(tls::user_of);
             let service = service_fn(move |request| {
-                let (lookup, user) = (lookup.clone(), user.clone());
-                async move { Ok::<_, Infallible>(handle(lookup, user, request).await) }
+                let (lookup, user, metrics) = (lookup.clone(), user.clone(), metrics.clone());
+                async move { Ok::<_, Infallible>(handle(lookup, metrics, user, request).await) }
             });
             if let Err(error) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
@@ -182,6 +188,7 @@ pub async fn serve(
 
 async fn handle(
     lookup: Arc<Lookup>,
+    figures: Arc<crate::metrics::Metrics>,
     user: Option<(String, Vec<String>)>,
     request: Request<Incoming>,
 ) -> Response<Body> {
@@ -200,6 +207,7 @@ async fn handle(
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let result = match (&method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) => Ok(text(StatusCode::OK, "ok".into())),
+        (&Method::GET, ["metrics"]) => metrics::metrics(&lookup, &figures).await,
         (&Method::GET, ["containerLogs", namespace, pod, container]) => {
             let query = Query::parse(request.uri().query());
             logs::container_logs(lookup, namespace, pod, container, &query).await
