@@ -8,6 +8,8 @@
 //! - [`validation`]: field errors and the name rules; [`validate`]: per-kind checks.
 //! - [`status`]: API errors as `metav1.Status`; [`strict`]: server-side field validation.
 //! - [`service`]: Services' defaults and validation.
+//! - [`service_account`]: bound ServiceAccount tokens (claims, checks, TokenRequest) and the
+//!   pods' `kube-api-access-*` volume.
 //! - [`patch`]: JSON patch and merge patch.
 //! - [`pod_connect`]: the pod subresources handed on to the kubelet (`log`, `exec`, `attach`,
 //!   `portforward`): their options, the container, the kubelet's address and URL.
@@ -36,6 +38,7 @@ pub mod quantity;
 pub mod registry;
 pub mod schema;
 pub mod service;
+pub mod service_account;
 pub mod status;
 pub mod strategic_merge;
 pub mod strict;

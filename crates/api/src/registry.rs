@@ -140,6 +140,21 @@ const fn plain(
     }
 }
 
+/// A review: created to be answered, never stored (`storage` empty).
+const fn review(
+    group: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+) -> Resource {
+    let singular = plural;
+    Resource {
+        verbs: &["create"],
+        storage: "",
+        ..plain(group, "v1", plural, singular, kind, namespaced)
+    }
+}
+
 /// Every resource served, in discovery order: groups in upstream's priority order, resources
 /// alphabetical within a group-version.
 pub static RESOURCES: &[Resource] = &[
@@ -358,6 +373,43 @@ pub static RESOURCES: &[Resource] = &[
         short_names: &["ev"],
         ..plain("events.k8s.io", "v1", "events", "event", "Event", true)
     },
+    // authentication.k8s.io/v1 and authorization.k8s.io/v1: reviews, answered, never stored
+    review(
+        "authentication.k8s.io",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        false,
+    ),
+    review(
+        "authentication.k8s.io",
+        "tokenreviews",
+        "TokenReview",
+        false,
+    ),
+    review(
+        "authorization.k8s.io",
+        "localsubjectaccessreviews",
+        "LocalSubjectAccessReview",
+        true,
+    ),
+    review(
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        false,
+    ),
+    review(
+        "authorization.k8s.io",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+        false,
+    ),
+    review(
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        false,
+    ),
     // autoscaling: v2 preferred; both versions share the stored objects.
     Resource {
         short_names: &["hpa"],
@@ -524,6 +576,8 @@ pub static RESOURCES: &[Resource] = &[
 pub static GROUPS: &[(&str, &[&str])] = &[
     ("apps", &["v1"]),
     ("events.k8s.io", &["v1"]),
+    ("authentication.k8s.io", &["v1"]),
+    ("authorization.k8s.io", &["v1"]),
     ("autoscaling", &["v2", "v1"]),
     ("batch", &["v1"]),
     ("networking.k8s.io", &["v1"]),

@@ -31,6 +31,8 @@ pub mod pod_connect;
 pub mod proxy;
 pub mod request;
 pub mod rest;
+pub mod reviews;
+pub mod sa_tokens;
 pub mod scale;
 pub mod server;
 pub mod services;

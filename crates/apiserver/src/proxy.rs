@@ -344,17 +344,7 @@ async fn service_backend(
 }
 
 async fn get(rest: &Rest, resource: &str, namespace: &str, name: &str) -> Result<Value, ApiError> {
-    let found = registry::find("", "v1", resource)
-        .ok_or_else(|| ApiError::internal(format!("{resource} are not registered")))?;
-    let request = ResourceRequest {
-        version: "v1".into(),
-        namespace: (!namespace.is_empty()).then(|| namespace.to_owned()),
-        resource: resource.to_owned(),
-        name: name.to_owned(),
-        verb: "get".into(),
-        ..Default::default()
-    };
-    rest.get(found, &request).await
+    rest.get_core(resource, namespace, name).await
 }
 
 /// The Service's EndpointSlices (`kubernetes.io/service-name=<name>`), read from the store so

@@ -409,36 +409,58 @@ impl Rest {
         }
     }
 
-    /// The part of upstream's ServiceAccount admission that Coxswain has: a new pod without
-    /// `imagePullSecrets` gets those of its ServiceAccount. (A missing account is let
-    /// through, where upstream refuses the pod; the account's token is not mounted.)
+    /// Upstream's ServiceAccount admission for a new pod: it gets its account's
+    /// `imagePullSecrets` when it names none, and the `kube-api-access-*` volume with a
+    /// bound token unless the pod or the account opts out. (A missing account is let
+    /// through, where upstream refuses the pod until the account exists.)
     async fn admit_service_account(
         &self,
         namespace: &str,
         pod: &mut Value,
     ) -> Result<(), ApiError> {
-        let has_secrets = pod
-            .pointer("/spec/imagePullSecrets")
-            .and_then(Value::as_array)
-            .is_some_and(|s| !s.is_empty());
-        let account = objects::str_at(pod, "/spec/serviceAccountName");
-        if has_secrets || account.is_empty() {
+        let account_name = objects::str_at(pod, "/spec/serviceAccountName").to_owned();
+        if account_name.is_empty() {
             return Ok(());
         }
-        let key = format!("/registry/serviceaccounts/{namespace}/{account}");
-        let found = self
+        let key = format!("/registry/serviceaccounts/{namespace}/{account_name}");
+        let account = self
             .store
             .get(&key, None)
             .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let secrets = found
+            .map_err(|e| ApiError::internal(e.to_string()))?
             .and_then(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
-            .and_then(|account| account.get("imagePullSecrets").cloned())
-            .filter(|s| s.as_array().is_some_and(|s| !s.is_empty()));
-        if let (Some(secrets), Some(spec)) = (secrets, pod.get_mut("spec")) {
-            spec["imagePullSecrets"] = secrets;
+            .unwrap_or(Value::Null);
+        let Some(spec) = pod.get_mut("spec") else {
+            return Ok(());
+        };
+        let has_secrets = spec["imagePullSecrets"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty());
+        let secrets = &account["imagePullSecrets"];
+        if !has_secrets && secrets.as_array().is_some_and(|s| !s.is_empty()) {
+            spec["imagePullSecrets"] = secrets.clone();
         }
         Ok(())
+    }
+
+    /// A core/v1 object (`namespace` empty for cluster-scoped kinds), as a GET reads it.
+    pub async fn get_core(
+        &self,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let resource = cox_api::registry::find("", "v1", plural)
+            .ok_or_else(|| ApiError::internal(format!("{plural} are not registered")))?;
+        let request = ResourceRequest {
+            version: "v1".into(),
+            namespace: (!namespace.is_empty()).then(|| namespace.to_owned()),
+            resource: plural.to_owned(),
+            name: name.to_owned(),
+            verb: "get".into(),
+            ..Default::default()
+        };
+        self.get(resource, &request).await
     }
 
     /// Fails unless the namespace exists and is not being deleted.

@@ -38,14 +38,28 @@ pub const GIT_VERSION: &str = "v1.33.0+cox";
 /// [`MastersOnly`] exists.
 pub trait Authorizer: Send + Sync + std::fmt::Debug {
     fn allowed(&self, user: &User, request: &ResourceRequest) -> bool;
+
+    /// A request for a path that is no resource (`/healthz`, `/version`, `/metrics`).
+    fn allowed_path(&self, user: &User, verb: &str, path: &str) -> bool;
 }
 
-/// `system:masters` may do anything; nobody else anything (until RBAC lands).
+/// `system:masters` may do anything; others may only ask about themselves (until RBAC lands).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MastersOnly;
 
 impl Authorizer for MastersOnly {
-    fn allowed(&self, user: &User, _request: &ResourceRequest) -> bool {
+    fn allowed(&self, user: &User, request: &ResourceRequest) -> bool {
+        // Anyone may ask about themselves (upstream's `system:basic-user`).
+        let about_self = request.verb == "create"
+            && request.resource.starts_with("selfsubject")
+            && matches!(
+                request.group.as_str(),
+                "authentication.k8s.io" | "authorization.k8s.io"
+            );
+        about_self || user.in_group("system:masters")
+    }
+
+    fn allowed_path(&self, user: &User, _verb: &str, _path: &str) -> bool {
         user.in_group("system:masters")
     }
 }
@@ -57,6 +71,8 @@ pub struct Config {
     pub advertise_address: String,
     pub certs: ClusterCerts,
     pub tokens: Tokens,
+    /// Signs and checks ServiceAccount tokens.
+    pub signer: Arc<crate::sa_tokens::TokenSigner>,
     /// The Services' virtual IP range (`--service-cidr`).
     pub service_network: (std::net::Ipv4Addr, u8),
     /// The node port range (`--service-node-port-range`).
@@ -210,7 +226,46 @@ async fn handle(
     response
 }
 
-fn authenticate(
+/// A review (`kubectl auth whoami`, `kubectl auth can-i`, a TokenReview), answered.
+async fn review(
+    state: &State,
+    user: &User,
+    resource: &'static cox_api::registry::Resource,
+    request: &ResourceRequest,
+    http_request: Request<Incoming>,
+    content_type: &str,
+) -> Result<Response<Body>, ApiError> {
+    if request.verb != "create" {
+        return Err(ApiError::method_not_supported(
+            resource.group,
+            resource.plural,
+            &request.verb,
+        ));
+    }
+    let body = h::read_body(http_request.into_body()).await?;
+    let body = h::decode_object(&body, content_type)?;
+    let token_user = match body.pointer("/spec/token").and_then(Value::as_str) {
+        Some(token) if resource.plural == "tokenreviews" => match state.config.tokens.user(token) {
+            Some(found) => Some(found.clone()),
+            None => crate::sa_tokens::authenticate(&state.rest, &state.config.signer, token).await,
+        },
+        _ => None,
+    };
+    let reviewer = crate::reviews::Reviewer {
+        authorizer: state.authorizer.as_ref(),
+        token_user,
+    };
+    let answer = crate::reviews::answer(
+        &reviewer,
+        resource,
+        user,
+        request.namespace.as_deref(),
+        &body,
+    )?;
+    Ok(rest::respond(StatusCode::CREATED, &answer))
+}
+
+async fn authenticate(
     state: &State,
     cert_user: Option<User>,
     request: &Request<Incoming>,
@@ -218,15 +273,15 @@ fn authenticate(
     if let Some(user) = cert_user {
         return Ok(user);
     }
-    match authn::bearer(request.headers().get(header::AUTHORIZATION)) {
-        Some(token) => state
-            .config
-            .tokens
-            .user(token)
-            .cloned()
-            .ok_or_else(ApiError::unauthorized),
-        None => Ok(User::anonymous()),
+    let Some(token) = authn::bearer(request.headers().get(header::AUTHORIZATION)) else {
+        return Ok(User::anonymous());
+    };
+    if let Some(user) = state.config.tokens.user(token) {
+        return Ok(user.clone());
     }
+    crate::sa_tokens::authenticate(&state.rest, &state.config.signer, token)
+        .await
+        .ok_or_else(ApiError::unauthorized)
 }
 
 async fn respond(
@@ -237,7 +292,7 @@ async fn respond(
     query: Query,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let user = authenticate(state, cert_user, &request)?;
+    let user = authenticate(state, cert_user, &request).await?;
     match &route {
         Route::Health(_) => return Ok(h::text(StatusCode::OK, "ok")),
         Route::Version => return Ok(h::json(StatusCode::OK, &version())),
@@ -288,7 +343,7 @@ async fn respond(
                     "",
                 ));
             }
-            resource(state, resource_request, query, peer, request).await
+            resource(state, &user, resource_request, query, peer, request).await
         }
         Route::Unknown | Route::Health(_) | Route::Version => Err(ApiError::no_route()),
     }
@@ -347,6 +402,7 @@ fn resolve(request: &ResourceRequest) -> Result<&'static Resource, ApiError> {
             | "attach"
             | "portforward"
             | "proxy"
+            | "token"
     ) {
         return Err(ApiError::method_not_supported(
             resource.group,
@@ -360,7 +416,8 @@ fn resolve(request: &ResourceRequest) -> Result<&'static Resource, ApiError> {
     {
         return Err(ApiError::no_route());
     }
-    if !resource.is_stored() && resource.plural != "bindings" {
+    let answered = resource.plural == "bindings" || resource.plural.ends_with("reviews");
+    if !resource.is_stored() && !answered {
         return Err(ApiError::method_not_supported(
             resource.group,
             resource.plural,
@@ -387,6 +444,7 @@ fn namespace_subresource(mut request: ResourceRequest) -> ResourceRequest {
 
 async fn resource(
     state: &State,
+    user: &User,
     request: ResourceRequest,
     query: Query,
     peer: SocketAddr,
@@ -403,6 +461,9 @@ async fn resource(
         ),
         false => None,
     };
+    if !resource.is_stored() && resource.plural.ends_with("reviews") {
+        return review(state, user, resource, &request, http_request, &content_type).await;
+    }
     // `pods/<name>/binding`, and the older `bindings` resource named after the pod.
     if request.subresource == "binding"
         || (resource.plural == "bindings" && request.verb == "create")
@@ -427,6 +488,20 @@ async fn resource(
         };
         let status = rest.bind(pods, &pod_request, &query, &binding).await?;
         return Ok(rest::respond(StatusCode::CREATED, &status));
+    }
+    if request.subresource == "token" && resource.plural == "serviceaccounts" {
+        let body = h::read_body(http_request.into_body()).await?;
+        let token_request = h::decode_object(&body, &content_type)?;
+        let namespace = request.namespace.as_deref().unwrap_or("default");
+        let answer = crate::sa_tokens::create_token(
+            rest,
+            &state.config.signer,
+            namespace,
+            &request.name,
+            &token_request,
+        )
+        .await?;
+        return Ok(rest::respond(StatusCode::CREATED, &answer));
     }
     if request.subresource == "eviction" {
         let body = h::read_body(http_request.into_body()).await?;

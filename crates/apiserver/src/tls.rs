@@ -97,7 +97,7 @@ fn generate(what: &str) -> impl FnOnce(rcgen::Error) -> TlsError + '_ {
     }
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<()> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use cox_apiserver::authn::Tokens;
 use cox_apiserver::bootstrap::{self, KubernetesService};
+use cox_apiserver::sa_tokens::TokenSigner;
 use cox_apiserver::tls::{ClusterCerts, ServingNames};
 use cox_apiserver::{ApiServer, Config, kubeconfig};
 use cox_controllers::leader::{Election, Timing};
@@ -137,10 +138,16 @@ pub async fn run(args: Args) -> Result<()> {
         Some(path) => Tokens::load(path).with_context(|| format!("reading {}", path.display()))?,
         None => Tokens::default(),
     };
+    let signer = {
+        let (dir, domain) = (tls_dir.clone(), args.cluster_domain.clone());
+        tokio::task::spawn_blocking(move || TokenSigner::load_or_create(&dir, &domain)).await?
+    }
+    .context("preparing the service account key")?;
     let config = Config {
         advertise_address: format!("{node_ip}:{}", args.https_listen_port),
         certs: certs.clone(),
         tokens,
+        signer: Arc::new(signer),
         service_network,
         node_ports,
     };

@@ -6,10 +6,10 @@
 use std::borrow::Cow;
 
 use k8s_openapi::api::{
-    apps::v1 as apps, authentication::v1 as authentication, autoscaling::v1 as autoscaling_v1,
-    autoscaling::v2 as autoscaling_v2, batch::v1 as batch, coordination::v1 as coordination,
-    core::v1 as core, discovery::v1 as discovery, events::v1 as events,
-    networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+    apps::v1 as apps, authentication::v1 as authentication, authorization::v1 as authorization,
+    autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling_v2, batch::v1 as batch,
+    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+    events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
     scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
@@ -88,6 +88,12 @@ pub(super) static KIND_TYPES: &[KindType] = &[
     KindType::listable::<apps::ReplicaSet>(),
     KindType::listable::<apps::StatefulSet>(),
     KindType::listable::<events::Event>(),
+    KindType::of::<authentication::SelfSubjectReview>(),
+    KindType::of::<authentication::TokenReview>(),
+    KindType::of::<authorization::LocalSubjectAccessReview>(),
+    KindType::of::<authorization::SelfSubjectAccessReview>(),
+    KindType::of::<authorization::SelfSubjectRulesReview>(),
+    KindType::of::<authorization::SubjectAccessReview>(),
     KindType::listable::<autoscaling_v2::HorizontalPodAutoscaler>(),
     KindType::listable::<autoscaling_v1::HorizontalPodAutoscaler>(),
     KindType::of::<autoscaling_v1::Scale>(),

@@ -14,6 +14,7 @@
 //! - [`probes`]: liveness, readiness and startup probes.
 //! - [`hooks`]: postStart and preStop hooks.
 //! - [`volumes`]: emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes.
+//! - [`tokens`]: ServiceAccount tokens for `serviceAccountToken` projections.
 //! - [`hosts`]: the pod's `/etc/hosts` (its own names and `hostAliases`).
 //! - [`worker`]: one pod's convergence.
 
@@ -26,6 +27,7 @@ pub mod probes;
 pub mod pull_secrets;
 pub mod resources;
 pub mod status;
+pub mod tokens;
 pub mod volumes;
 pub mod worker;
 
@@ -102,6 +104,7 @@ pub async fn run(client: kube::Client, options: PodOptions) -> Result<(), Error>
         node_name: options.node_name.clone(),
         node_ip: options.node_ip.clone(),
         metrics: options.metrics.clone(),
+        tokens: std::sync::Arc::default(),
     };
     let pods: Api<Pod> = Api::all(client);
     let selector = format!("spec.nodeName={}", options.node_name);

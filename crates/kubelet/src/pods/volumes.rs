@@ -3,7 +3,8 @@
 //!
 //! - `emptyDir`: a directory, or a tmpfs for `medium: Memory`.
 //! - `hostPath`: the node's path, checked (or created) by its `type`.
-//! - `configMap`, `secret`, `downwardAPI`, `projected`: files written by the atomic writer:
+//! - `configMap`, `secret`, `downwardAPI`, `projected` (also with ServiceAccount tokens,
+//!   from [`Tokens`]): files written by the atomic writer:
 //!   each version in a `..<time>` directory, `..data` a symlink to the current one, and every
 //!   visible name a symlink through `..data`; an update swaps `..data` with one rename, so
 //!   readers see the old or the new set, never a mix, and files change in place without a
@@ -18,6 +19,8 @@ use cox_cri::v1;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, KeyToPath, Pod, Secret, Volume};
 use kube::api::Api;
+
+use super::tokens::Tokens;
 
 /// A volume's files: relative path → (content, mode).
 type Files = BTreeMap<String, (Vec<u8>, u32)>;
@@ -39,6 +42,7 @@ fn volume_dir(root: &Path, uid: &str, plugin: &str, name: &str) -> PathBuf {
 /// `CreateContainerConfigError`).
 pub async fn set_up(
     client: &kube::Client,
+    tokens: &Tokens,
     root: &Path,
     pod: &Pod,
 ) -> Result<BTreeMap<String, PathBuf>, String> {
@@ -50,7 +54,7 @@ pub async fn set_up(
         .unwrap_or_else(|| "default".into());
     let mut paths = BTreeMap::new();
     for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
-        let path = set_up_one(client, root, &uid, &namespace, pod, volume)
+        let path = set_up_one(client, tokens, root, &uid, &namespace, pod, volume)
             .await
             .map_err(|e| format!("volume {:?}: {e}", volume.name))?;
         if let Some(path) = path {
@@ -62,6 +66,7 @@ pub async fn set_up(
 
 async fn set_up_one(
     client: &kube::Client,
+    tokens: &Tokens,
     root: &Path,
     uid: &str,
     namespace: &str,
@@ -184,6 +189,19 @@ async fn set_up_one(
                     None if optional => {}
                     None => return Err(format!("secret \"{}\" not found", s.name)),
                 }
+            }
+            if let Some(projection) = &part.service_account_token {
+                // Tokens are secrets: the volume goes on a tmpfs.
+                memory = true;
+                let token = tokens
+                    .get(
+                        client,
+                        pod,
+                        projection.audience.as_deref().unwrap_or_default(),
+                        projection.expiration_seconds.unwrap_or(3600),
+                    )
+                    .await?;
+                files.insert(projection.path.clone(), (token.into_bytes(), mode));
             }
             if let Some(downward) = &part.downward_api {
                 for item in downward.items.iter().flatten() {

@@ -73,6 +73,8 @@ pub struct Context {
     pub node_ip: String,
     pub events: Events,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// The pods' ServiceAccount tokens.
+    pub tokens: std::sync::Arc<super::tokens::Tokens>,
 }
 
 impl std::fmt::Debug for Context {
@@ -171,6 +173,7 @@ impl Context {
                 .map_err(cri_error("removing a pod sandbox"))?;
         }
         super::volumes::tear_down(&self.defaults.pods_root, uid);
+        self.tokens.forget(uid);
         Ok(())
     }
 
@@ -215,7 +218,8 @@ impl Context {
         {
             // ConfigMap and Secret contents reach running containers by this refresh.
             if let Err(e) =
-                super::volumes::set_up(&self.client, &self.defaults.pods_root, pod).await
+                super::volumes::set_up(&self.client, &self.tokens, &self.defaults.pods_root, pod)
+                    .await
             {
                 tracing::debug!(pod = %uid, error = %e, "volumes not refreshed");
             }
@@ -582,9 +586,10 @@ impl Context {
         let env = env::resolve(&self.client, pod, container, &self.node_ip)
             .await
             .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
-        let volumes = super::volumes::set_up(&self.client, &self.defaults.pods_root, pod)
-            .await
-            .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
+        let volumes =
+            super::volumes::set_up(&self.client, &self.tokens, &self.defaults.pods_root, pod)
+                .await
+                .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
         let mut mounts = super::volumes::mounts(container, &volumes)
             .map_err(|e| ("CreateContainerConfigError".to_string(), e))?;
         if !mounts.iter().any(|m| m.container_path == "/etc/hosts") {
