@@ -20,6 +20,8 @@
 //! - [`openapi`]: the OpenAPI v2 and v3 documents kubectl reads for apply, validation, explain.
 //! - [`protobuf`]: Kubernetes protobuf bodies to JSON, from [`schema`].
 //! - [`table`]: server-side printing, the `Table` `kubectl get` shows.
+//! - [`rbac`]: RBAC: rules, the authorizer over a snapshot of roles and bindings, aggregated
+//!   ClusterRoles, escalation checks, and the default policy.
 //! - [`quantity`]: resource quantities as whole units and millis, as the scheduler and the
 //!   kubelet read requests and limits.
 //! - [`schema`]: the protobuf messages of the built-in API: tags, JSON names, patch markers, kinds.
@@ -35,6 +37,7 @@ pub mod prometheus;
 pub mod protobuf;
 pub mod proxy;
 pub mod quantity;
+pub mod rbac;
 pub mod registry;
 pub mod schema;
 pub mod service;

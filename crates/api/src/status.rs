@@ -171,6 +171,22 @@ impl ApiError {
         .about(group, resource, name)
     }
 
+    /// `roles.rbac.authorization.k8s.io "x" is forbidden: <why>`: a refusal that is not about
+    /// the request's verb but about what it asks for (RBAC's escalation check, admission).
+    pub fn forbidden_because(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let subject = if name.is_empty() {
+            qualified(group, resource)
+        } else {
+            format!("{} \"{name}\"", qualified(group, resource))
+        };
+        Self::new(
+            403,
+            Reason::Forbidden,
+            format!("{subject} is forbidden: {why}"),
+        )
+        .about(group, resource, name)
+    }
+
     /// `pods "x" not found`.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
         Self::new(
