@@ -60,6 +60,68 @@ async fn ensure(
     }
 }
 
+/// Upstream's default RBAC policy: the roles and bindings `cox_api::rbac::bootstrap` lists,
+/// created when missing (ones a user changed are left as they are).
+pub async fn rbac_defaults(rest: &Rest) -> Result<(), ApiError> {
+    use cox_api::rbac::bootstrap;
+    const GROUP: &str = "rbac.authorization.k8s.io";
+    let encode = |object: &dyn erased::Json| object.json();
+    let mut objects: Vec<(&str, Option<String>, String, Value)> = Vec::new();
+    for role in bootstrap::cluster_roles() {
+        let name = role.metadata.name.clone().unwrap_or_default();
+        objects.push(("clusterroles", None, name, encode(&role)?));
+    }
+    for binding in bootstrap::cluster_role_bindings() {
+        let name = binding.metadata.name.clone().unwrap_or_default();
+        objects.push(("clusterrolebindings", None, name, encode(&binding)?));
+    }
+    for role in bootstrap::roles() {
+        let (namespace, name) = (role.metadata.namespace.clone(), role.metadata.name.clone());
+        objects.push(("roles", namespace, name.unwrap_or_default(), encode(&role)?));
+    }
+    for binding in bootstrap::role_bindings() {
+        let (namespace, name) = (
+            binding.metadata.namespace.clone(),
+            binding.metadata.name.clone(),
+        );
+        objects.push((
+            "rolebindings",
+            namespace,
+            name.unwrap_or_default(),
+            encode(&binding)?,
+        ));
+    }
+    for (resource, namespace, name, object) in objects {
+        ensure(
+            rest,
+            GROUP,
+            resource,
+            namespace.as_deref(),
+            &name,
+            object,
+            false,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Serializing the different RBAC kinds through one closure.
+mod erased {
+    use cox_api::status::ApiError;
+    use serde_json::Value;
+
+    pub trait Json {
+        fn json(&self) -> Result<Value, ApiError>;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> Result<Value, ApiError> {
+            serde_json::to_value(self).map_err(|e| ApiError::internal(e.to_string()))
+        }
+    }
+}
+
 pub async fn run(rest: &Rest, service: &KubernetesService) -> Result<(), ApiError> {
     // The ranges hold exactly what the stored Services use (repairs a crash mid-allocation).
     let services = registry::find("", "v1", "services")

@@ -29,6 +29,7 @@ pub mod objects;
 pub mod openapi;
 pub mod pod_connect;
 pub mod proxy;
+pub mod rbac;
 pub mod request;
 pub mod rest;
 pub mod reviews;

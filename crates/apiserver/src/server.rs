@@ -106,21 +106,23 @@ impl ApiServer {
             prefix,
             config.node_ports,
         ));
+        let caches = Arc::new(crate::watch_cache::WatchCaches::new(store.clone()));
+        caches.start_all();
+        let authorizer: Box<dyn Authorizer> = match crate::rbac::Rbac::new(&caches) {
+            Some(rbac) => Box::new(rbac),
+            None => Box::new(MastersOnly),
+        };
         Self {
             state: Arc::new(State {
                 rest: Rest {
-                    caches: {
-                        let caches = Arc::new(crate::watch_cache::WatchCaches::new(store.clone()));
-                        caches.start_all();
-                        caches
-                    },
+                    caches,
                     store,
                     services,
                 },
                 kubelets: crate::kubelet::KubeletClient::new(config.certs.clone()),
                 proxies: proxy::ProxyClient::default(),
                 config,
-                authorizer: Box::new(MastersOnly),
+                authorizer,
                 metrics: Metrics::default(),
             }),
         }

@@ -141,6 +141,11 @@ impl Cache {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// The revision the cache is at; it moves with every change of its objects.
+    pub fn revision(&self) -> Revision {
+        self.read().revision
+    }
+
     /// The objects under `prefix` and the revision they are at.
     pub fn list(&self, prefix: &str) -> (Vec<Arc<Cached>>, Revision) {
         let state = self.read();
@@ -341,7 +346,9 @@ impl WatchCaches {
         }
     }
 
-    fn start(&self, prefix: &str) -> Option<Arc<Cache>> {
+    /// The cache of the resource stored under `prefix`, started if need be; it may not have
+    /// loaded yet (its lists are then empty).
+    pub fn start(&self, prefix: &str) -> Option<Arc<Cache>> {
         let mut caches = self
             .caches
             .lock()
