@@ -9,6 +9,8 @@
 //! - [`status`]: API errors as `metav1.Status`; [`strict`]: server-side field validation.
 //! - [`service`]: Services' defaults and validation.
 //! - [`patch`]: JSON patch and merge patch.
+//! - [`deletion`]: what a DELETE does: the propagation policy's finalizers, combined with
+//!   pods' [`graceful`] deletion; remove now or keep marked.
 //! - [`pod_connect`]: the pod subresources handed on to the kubelet (`log`, `exec`, `attach`,
 //!   `portforward`): their options, the container, the kubelet's address and URL.
 //! - [`proxy`]: the `proxy` subresources of Services and Pods: the name, the backend (a
@@ -22,6 +24,7 @@
 //! - [`schema`]: the protobuf messages of the built-in API: tags, JSON names, patch markers, kinds.
 
 pub mod defaults;
+pub mod deletion;
 pub mod fields;
 pub mod graceful;
 pub mod labels;
