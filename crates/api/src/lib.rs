@@ -11,6 +11,8 @@
 //! - [`service_account`]: bound ServiceAccount tokens (claims, checks, TokenRequest) and the
 //!   pods' `kube-api-access-*` volume.
 //! - [`patch`]: JSON patch and merge patch.
+//! - [`deletion`]: what a DELETE does: the propagation policy's finalizers, combined with
+//!   pods' [`graceful`] deletion; remove now or keep marked.
 //! - [`pod_connect`]: the pod subresources handed on to the kubelet (`log`, `exec`, `attach`,
 //!   `portforward`): their options, the container, the kubelet's address and URL.
 //! - [`proxy`]: the `proxy` subresources of Services, Pods and Nodes: the name, the backend
@@ -27,6 +29,7 @@
 //! - [`schema`]: the protobuf messages of the built-in API: tags, JSON names, patch markers, kinds.
 
 pub mod defaults;
+pub mod deletion;
 pub mod fields;
 pub mod graceful;
 pub mod labels;

@@ -242,7 +242,9 @@ impl ApiError {
         Self::new(410, Reason::Gone, message)
     }
 
-    /// `Pod "x" is invalid: spec.containers[0].name: Required value`, with one cause per error.
+    /// `Pod "x" is invalid: spec.containers[0].name: Required value`, with one cause per error
+    /// (the kind qualified by its group outside the core group, `Deployment.apps "x"`, as
+    /// upstream's `GroupKind` prints).
     pub fn invalid(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> Self {
         let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
         let summary = match list.as_slice() {
@@ -252,7 +254,10 @@ impl ApiError {
         let mut error = Self::new(
             422,
             Reason::Invalid,
-            format!("{kind} \"{name}\" is invalid: {summary}"),
+            format!(
+                "{} \"{name}\" is invalid: {summary}",
+                qualified(group, kind)
+            ),
         );
         error.details_mut().target = Some(Target {
             group: group.to_owned(),

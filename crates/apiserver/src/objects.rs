@@ -46,6 +46,14 @@ pub fn add_seconds(timestamp: &str, seconds: i64) -> Option<String> {
         .ok()
 }
 
+/// Whether `timestamp` (RFC 3339) is later than now; `None` if it is not a timestamp.
+pub fn is_future(timestamp: &str) -> Option<bool> {
+    let parsed =
+        time::OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+    Some(parsed > time::OffsetDateTime::now_utc())
+}
+
 pub fn new_uid() -> String {
     uuid::Uuid::new_v4().to_string()
 }

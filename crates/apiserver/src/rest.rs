@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
+use cox_api::deletion::{self, Mark, Plan};
 use cox_api::fields::{self, FieldSelector};
-use cox_api::graceful::{self, Deletion};
 use cox_api::labels::Selector;
 use cox_api::patch::{self, PatchType};
 use cox_api::registry::Resource;
@@ -876,8 +876,10 @@ impl Rest {
         Err(conflict())
     }
 
-    /// DELETE of one object. Objects with finalizers are only marked; namespaces are marked
-    /// Terminating. Returns the answer body.
+    /// DELETE of one object, as [`deletion::plan`] decides: removed now, or kept marked
+    /// (`deletionTimestamp`, the propagation policy's finalizer, a pod's grace period,
+    /// namespaces Terminating) until its finalizers are gone. Returns the answer's code and
+    /// body.
     pub async fn delete(
         &self,
         resource: &Resource,
@@ -885,6 +887,8 @@ impl Rest {
         query: &Query,
         options: &Value,
     ) -> Result<(StatusCode, Value), ApiError> {
+        // Checked before the object is looked up, as upstream's handler does.
+        let choices = deletion::Options::parse(options)?;
         let dry = dry_run(query)?
             || options
                 .get("dryRun")
@@ -894,34 +898,23 @@ impl Rest {
             let current = self.current(resource, request).await?;
             let object = decode(&current)?;
             check_preconditions(resource, &request.name, &object, options)?;
-            let mut marked = object.clone();
-            if resource.group.is_empty() && resource.plural == "pods" {
-                // Graceful deletion: mark, and let the kubelet remove it when it has stopped.
-                let now = objects::now();
-                let (timestamp, seconds) = match graceful::pod_deletion(&object, options) {
-                    Deletion::Pending => {
-                        let mut pending = object.clone();
-                        objects::set_resource_version(&mut pending, current.mod_revision);
-                        return Ok((StatusCode::OK, pending));
+            match deletion::plan(resource, &object, options, &choices) {
+                Plan::Pending => return Ok((StatusCode::OK, object)),
+                Plan::Keep { mark, finalizers } => {
+                    let mut marked = object.clone();
+                    apply_mark(&mut marked, mark, finalizers);
+                    if resource.group.is_empty() && resource.plural == "namespaces" {
+                        marked["status"]["phase"] = json!("Terminating");
                     }
-                    Deletion::Mark { seconds } => (objects::add_seconds(&now, seconds), seconds),
-                    Deletion::Shorten { from, to } => {
-                        let stamp = objects::str_at(&object, "/metadata/deletionTimestamp");
-                        (objects::add_seconds(stamp, to - from), to)
-                    }
-                    Deletion::Now => (None, 0),
-                };
-                if seconds > 0 || marked.pointer("/metadata/deletionTimestamp").is_some() {
-                    marked["metadata"]["deletionTimestamp"] = json!(timestamp.unwrap_or(now));
-                    marked["metadata"]["deletionGracePeriodSeconds"] = json!(seconds);
-                }
-                let has_finalizers = object
-                    .pointer("/metadata/finalizers")
-                    .and_then(Value::as_array)
-                    .is_some_and(|f| !f.is_empty());
-                if seconds > 0 || (has_finalizers && marked != object) {
-                    if dry {
-                        return Ok((StatusCode::OK, marked));
+                    // Upstream answers 202 when dependents were asked to go
+                    // (`orphanDependents: false`) and the object is still there.
+                    let code = if choices.orphan_dependents == Some(false) {
+                        StatusCode::ACCEPTED
+                    } else {
+                        StatusCode::OK
+                    };
+                    if marked == object || dry {
+                        return Ok((code, marked));
                     }
                     if let Some(metadata) =
                         marked.get_mut("metadata").and_then(Value::as_object_mut)
@@ -935,48 +928,13 @@ impl Rest {
                     {
                         Ok(revision) => {
                             objects::set_resource_version(&mut marked, revision);
-                            return Ok((StatusCode::OK, marked));
+                            return Ok((code, marked));
                         }
                         Err(StoreError::Conflict { .. }) => continue,
                         Err(err) => return Err(store_error(resource, &request.name, err)),
                     }
                 }
-            }
-            let finalizers = object
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty());
-            let spec_finalizers = resource.plural == "namespaces"
-                && object
-                    .pointer("/spec/finalizers")
-                    .and_then(Value::as_array)
-                    .is_some_and(|f| !f.is_empty());
-            if finalizers || spec_finalizers {
-                if marked.pointer("/metadata/deletionTimestamp").is_none() {
-                    marked["metadata"]["deletionTimestamp"] = json!(objects::now());
-                    marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-                }
-                if spec_finalizers {
-                    marked["status"]["phase"] = json!("Terminating");
-                }
-                if marked == object || dry {
-                    return Ok((StatusCode::OK, marked));
-                }
-                if let Some(metadata) = marked.get_mut("metadata").and_then(Value::as_object_mut) {
-                    metadata.remove("resourceVersion");
-                }
-                match self
-                    .store
-                    .update(&current.key, encode(&marked)?, current.mod_revision)
-                    .await
-                {
-                    Ok(revision) => {
-                        objects::set_resource_version(&mut marked, revision);
-                        return Ok((StatusCode::OK, marked));
-                    }
-                    Err(StoreError::Conflict { .. }) => continue,
-                    Err(err) => return Err(store_error(resource, &request.name, err)),
-                }
+                Plan::Remove => {}
             }
             if dry {
                 return Ok((StatusCode::OK, object));
@@ -1008,7 +966,8 @@ impl Rest {
         ))
     }
 
-    /// DELETE of a collection: every object the selectors match; answers the list deleted.
+    /// DELETE of a collection: every object the selectors match, each as [`Rest::delete`]
+    /// with the same options; answers the list deleted.
     pub async fn delete_collection(
         &self,
         resource: &Resource,
@@ -1016,6 +975,8 @@ impl Rest {
         query: &Query,
         options: &Value,
     ) -> Result<Value, ApiError> {
+        // Bad options are refused before anything is listed, even when nothing matches.
+        deletion::Options::parse(options)?;
         let mut list_query = query.clone();
         list_query.remove("limit");
         list_query.remove("continue");
@@ -1048,8 +1009,14 @@ impl Rest {
 }
 
 /// True when an object marked for deletion has no finalizer left (for namespaces, neither in
-/// `metadata.finalizers` nor in `spec.finalizers`).
+/// `metadata.finalizers` nor in `spec.finalizers`) and no grace period is running (a pod
+/// whose finalizers go before its containers have stopped waits for its kubelet, as
+/// upstream's `shouldDeleteDuringUpdate`).
 fn finalized(resource: &Resource, object: &Value) -> bool {
+    let grace_running = object
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .is_some_and(|seconds| seconds > 0);
     let empty = |pointer: &str| {
         object
             .pointer(pointer)
@@ -1059,8 +1026,41 @@ fn finalized(resource: &Resource, object: &Value) -> bool {
     object
         .pointer("/metadata/deletionTimestamp")
         .is_some_and(|t| !t.is_null())
+        && !grace_running
         && empty("/metadata/finalizers")
         && (resource.plural != "namespaces" || empty("/spec/finalizers"))
+}
+
+/// Marks `object` for deletion as `mark` says, with `finalizers` when they change. The
+/// first mark also bumps a tracked `generation`, as upstream does, so that controllers see
+/// the change.
+fn apply_mark(object: &mut Value, mark: Mark, finalizers: Option<Vec<String>>) {
+    let now = objects::now();
+    let stamp = objects::str_at(object, "/metadata/deletionTimestamp").to_owned();
+    let (timestamp, seconds) = match mark {
+        Mark::Grace { seconds } => (objects::add_seconds(&now, seconds), seconds),
+        Mark::Shorten { from, to } => (objects::add_seconds(&stamp, to - from), to),
+        // A deadline already passed stands; a later one (or none) becomes now.
+        Mark::Finalizing if objects::is_future(&stamp) == Some(false) => (Some(stamp.clone()), 0),
+        Mark::Finalizing => (None, 0),
+    };
+    let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if stamp.is_empty()
+        && let Some(generation) = metadata.get("generation").and_then(Value::as_i64)
+        && generation > 0
+    {
+        metadata.insert("generation".into(), json!(generation + 1));
+    }
+    metadata.insert(
+        "deletionTimestamp".into(),
+        Value::String(timestamp.unwrap_or(now)),
+    );
+    metadata.insert("deletionGracePeriodSeconds".into(), json!(seconds));
+    if let Some(finalizers) = finalizers {
+        metadata.insert("finalizers".into(), json!(finalizers));
+    }
 }
 
 /// `stored` with `"resourceVersion":"<revision>"` as the first key of its top-level
@@ -1303,6 +1303,29 @@ mod tests {
             value,
             json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "9", "continue": "t"}, "items": [{"a": 1}, {"b": 2}]})
         );
+    }
+
+    #[test]
+    fn objects_go_when_their_last_finalizer_does_unless_a_grace_period_runs() {
+        let pods = cox_api::registry::find("", "v1", "pods").unwrap();
+        let marked = |grace: i64, finalizers: Value| {
+            json!({"metadata": {
+                "name": "p",
+                "deletionTimestamp": "2026-01-01T00:00:00Z",
+                "deletionGracePeriodSeconds": grace,
+                "finalizers": finalizers,
+            }})
+        };
+        assert!(finalized(pods, &marked(0, json!([]))));
+        assert!(!finalized(pods, &marked(0, json!(["orphan"]))));
+        assert!(!finalized(pods, &marked(30, json!([]))));
+        assert!(!finalized(pods, &json!({"metadata": {"name": "p"}})));
+        let namespaces = cox_api::registry::find("", "v1", "namespaces").unwrap();
+        let mut namespace = marked(0, json!([]));
+        namespace["spec"] = json!({"finalizers": ["kubernetes"]});
+        assert!(!finalized(namespaces, &namespace));
+        namespace["spec"] = json!({"finalizers": []});
+        assert!(finalized(namespaces, &namespace));
     }
 
     #[test]

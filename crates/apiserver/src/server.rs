@@ -642,7 +642,7 @@ async fn resource(
         "delete" | "deletecollection" => {
             let body = h::read_body(http_request.into_body()).await?;
             let options = if body.is_empty() {
-                json!({})
+                cox_api::deletion::options_from_query(|key| query.get(key).map(str::to_owned))?
             } else {
                 h::decode_object(&body, "application/json")?
             };

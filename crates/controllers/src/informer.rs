@@ -19,6 +19,20 @@ use std::fmt::Debug;
 /// cache to fill.
 pub fn watch<K, T, H>(
     api: Api<K>,
+    handler: H,
+) -> (Store<K>, impl Stream<Item = ObjectRef<T>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    T: Resource<DynamicType = ()> + 'static,
+    H: FnMut(&Event<K>, &Store<K>) -> Vec<ObjectRef<T>> + Send + 'static,
+{
+    watch_with(api, watcher::Config::default(), handler)
+}
+
+/// [`watch`] of the objects `config`'s selectors pick (e.g. one name in every namespace).
+pub fn watch_with<K, T, H>(
+    api: Api<K>,
+    config: watcher::Config,
     mut handler: H,
 ) -> (Store<K>, impl Stream<Item = ObjectRef<T>> + Send + 'static)
 where
@@ -28,7 +42,7 @@ where
 {
     let (reader, mut writer) = reflector::store::<K>();
     let cache = reader.clone();
-    let requests = watcher::watcher(api, watcher::Config::default())
+    let requests = watcher::watcher(api, config)
         .default_backoff()
         .flat_map(move |event| {
             let requests = match event {

@@ -8,6 +8,10 @@
 //! - [`garbage_collector`]: deletes objects whose owners are gone.
 //! - [`endpoints`]: the EndpointSlices and Endpoints of Services.
 //! - [`service_lb`]: addresses for LoadBalancer Services (k3s's servicelb).
+//! - [`service_account`]: the `default` ServiceAccount in every namespace.
+//! - [`root_ca`]: the `kube-root-ca.crt` ConfigMap (the cluster CA) in every namespace.
+//! - [`pod_gc`]: force-deletes pods no kubelet will remove (orphaned, unscheduled and
+//!   terminating, finished beyond a threshold).
 //!
 //! [`leader`] is the Lease-based election that lets only one server run them (and the
 //! scheduler) at a time.
@@ -28,8 +32,11 @@ pub mod informer;
 pub mod leader;
 pub mod namespace;
 pub mod owner;
+pub mod pod_gc;
 pub mod pods;
 pub mod replicaset;
+pub mod root_ca;
+pub mod service_account;
 pub mod service_lb;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -41,10 +48,20 @@ use kube::Client;
 pub struct Options {
     /// Where LoadBalancer Services' addresses come from (default: the nodes' addresses).
     pub load_balancer_pool: Option<service_lb::Pool>,
+    /// The cluster CA's certificate (PEM), published in every namespace as
+    /// `kube-root-ca.crt`; without it the publisher does not run.
+    pub root_ca: Option<String>,
+    /// The pod garbage collector's threshold and period.
+    pub pod_gc: pod_gc::Settings,
 }
 
 /// Runs every controller until they all end (they end only if their watches cannot go on).
 pub async fn run(client: Client, options: Options) {
+    let root_ca = async {
+        if let Some(ca) = options.root_ca {
+            root_ca::run(client.clone(), ca).await;
+        }
+    };
     tokio::join!(
         namespace::run(client.clone()),
         replicaset::run::<ReplicaSet>(client.clone()),
@@ -52,6 +69,9 @@ pub async fn run(client: Client, options: Options) {
         deployment::run(client.clone()),
         endpoints::run(client.clone()),
         service_lb::run(client.clone(), options.load_balancer_pool),
-        garbage_collector::run(client),
+        service_account::run(client.clone()),
+        root_ca,
+        pod_gc::run(client.clone(), options.pod_gc),
+        garbage_collector::run(client.clone()),
     );
 }

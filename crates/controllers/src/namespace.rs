@@ -16,6 +16,18 @@ use kube::{Client, ResourceExt};
 /// The finalizer this controller owns (`spec.finalizers` of a Namespace).
 pub const FINALIZER: &str = "kubernetes";
 
+/// Whether objects belong in the namespace: it is Active and not being deleted. The
+/// controllers that put objects in every namespace skip the others, so that this one can
+/// empty them.
+pub fn is_active(namespace: &Namespace) -> bool {
+    namespace.metadata.deletion_timestamp.is_none()
+        && namespace
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_none_or(|phase| phase == "Active")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("namespace {namespace}: {source}")]

@@ -54,6 +54,14 @@ pub struct Args {
     /// instead of the nodes' addresses.
     #[arg(long)]
     servicelb_address_pool: Option<String>,
+    /// A flag for the controller manager, `NAME=VALUE` as k3s passes them to
+    /// kube-controller-manager (repeatable). Supported: `terminated-pod-gc-threshold`.
+    #[arg(long = "kube-controller-manager-arg", value_name = "NAME=VALUE")]
+    kube_controller_manager_arg: Vec<String>,
+    /// Seconds between the pod garbage collector's passes; a missing node's pods wait twice
+    /// as long. Upstream's fixed 20; for tests.
+    #[arg(long, default_value_t = 20, hide = true)]
+    pod_gc_period: u64,
     /// Run the control plane only: no container runtime and no kubelet on this machine.
     #[arg(long)]
     disable_agent: bool,
@@ -73,6 +81,37 @@ fn parse_cidr(cidr: &str) -> Result<(Ipv4Addr, u8)> {
     }
     let mask = u32::MAX << (32 - u32::from(bits));
     Ok((Ipv4Addr::from(u32::from(network) & mask), bits))
+}
+
+/// The pod garbage collector's settings from the `--kube-controller-manager-arg` flags (the
+/// one supported: `terminated-pod-gc-threshold`; the others are refused rather than ignored).
+fn pod_gc_settings(
+    args: &[String],
+    period_seconds: u64,
+) -> Result<cox_controllers::pod_gc::Settings> {
+    let mut settings = cox_controllers::pod_gc::Settings {
+        period: std::time::Duration::from_secs(period_seconds.max(1)),
+        ..Default::default()
+    };
+    for arg in args {
+        let (name, value) = arg
+            .trim_start_matches('-')
+            .split_once('=')
+            .with_context(|| format!("--kube-controller-manager-arg {arg:?}: not NAME=VALUE"))?;
+        match name {
+            "terminated-pod-gc-threshold" => {
+                let threshold: i64 = value.parse().with_context(|| {
+                    format!("--kube-controller-manager-arg {arg:?}: not a number")
+                })?;
+                // Upstream disables the threshold at 0 or below.
+                settings.terminated_threshold = usize::try_from(threshold).unwrap_or(0);
+            }
+            other => bail!(
+                "--kube-controller-manager-arg {arg:?}: {other} is not supported (supported: terminated-pod-gc-threshold)"
+            ),
+        }
+    }
+    Ok(settings)
 }
 
 /// `LOW-HIGH`
@@ -124,6 +163,7 @@ pub async fn run(args: Args) -> Result<()> {
     let node_ip = args.node_ip.unwrap_or_else(detect_node_ip);
     let service_network = parse_cidr(&args.service_cidr)?;
     let node_ports = parse_port_range(&args.service_node_port_range)?;
+    let pod_gc = pod_gc_settings(&args.kube_controller_manager_arg, args.pod_gc_period)?;
     // The first address of the range is the `kubernetes` Service's.
     let service_ip = IpAddr::V4(Ipv4Addr::from(u32::from(service_network.0) + 1));
     let names = ServingNames::standard(node_ip, service_ip, &hostname(), &args.cluster_domain);
@@ -188,7 +228,11 @@ pub async fn run(args: Args) -> Result<()> {
         .map(cox_controllers::service_lb::Pool::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--servicelb-address-pool: {e}"))?;
-    let options = cox_controllers::Options { load_balancer_pool };
+    let options = cox_controllers::Options {
+        load_balancer_pool,
+        root_ca: Some(certs.ca.cert_pem.clone()),
+        pod_gc,
+    };
     // Of several servers on one store, only the holder of a component's Lease runs it.
     let identity = cox_controllers::leader::identity(&hostname());
     let (stop_components, components_stopped) = tokio::sync::watch::channel(false);
@@ -353,4 +397,24 @@ pub(crate) async fn shutdown_signal() -> Result<()> {
         _ = term.recv() => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controller_manager_args_set_the_pod_gc_threshold_or_are_refused() {
+        let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let default = pod_gc_settings(&[], 20).unwrap();
+        assert_eq!(default.terminated_threshold, 12_500);
+        assert_eq!(default.period, std::time::Duration::from_secs(20));
+        let set = pod_gc_settings(&args(&["terminated-pod-gc-threshold=10"]), 1).unwrap();
+        assert_eq!(set.terminated_threshold, 10);
+        let dashed = pod_gc_settings(&args(&["--terminated-pod-gc-threshold=-1"]), 1).unwrap();
+        assert_eq!(dashed.terminated_threshold, 0);
+        assert!(pod_gc_settings(&args(&["terminated-pod-gc-threshold=many"]), 1).is_err());
+        assert!(pod_gc_settings(&args(&["node-monitor-period=5s"]), 1).is_err());
+        assert!(pod_gc_settings(&args(&["terminated-pod-gc-threshold"]), 1).is_err());
+    }
 }

@@ -598,14 +598,20 @@ fn the_garbage_collector_deletes_orphans_and_honours_orphan_and_foreground_final
         || !exists(&cluster, "stray"),
     );
 
-    // Orphan: the dependents stay, without the reference; then the owner goes.
+    // Orphan: the dependents stay, without the reference; then the owner goes. (Deleted
+    // without a propagation policy, so the finalizer the owner was created with stands:
+    // kubectl's own delete would send `Background`, which removes it.)
     let owner = create(&cluster, "keeper", &config_map("keeper", &[], &["orphan"]));
     create(
         &cluster,
         "kept",
         &config_map("kept", &[("keeper", &owner, true)], &[]),
     );
-    cluster.ok(&["delete", "configmap", "keeper", "--wait=false"]);
+    cluster.ok(&[
+        "delete",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps/keeper",
+    ]);
     wait_until(&cluster, "the owner to go", Duration::from_secs(30), || {
         !exists(&cluster, "keeper")
     });
@@ -628,7 +634,11 @@ fn the_garbage_collector_deletes_orphans_and_honours_orphan_and_foreground_final
         "blocker",
         &config_map("blocker", &[("front", &owner, true)], &[]),
     );
-    cluster.ok(&["delete", "configmap", "front", "--wait=false"]);
+    cluster.ok(&[
+        "delete",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps/front",
+    ]);
     wait_until(
         &cluster,
         "the owner and its dependent to go",

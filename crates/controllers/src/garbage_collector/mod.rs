@@ -12,7 +12,8 @@
 //! the references to them are removed from their dependents, then the finalizer; with
 //! `foregroundDeletion`, their dependents are deleted first and the finalizer removed once
 //! none that blocks is left. (The API server adds these finalizers for the `Orphan` and
-//! `Foreground` propagation policies upstream; an object created with them works the same.)
+//! `Foreground` propagation policies, and for resources whose default is to orphan; an
+//! object created with them works the same.)
 //!
 //! Nothing is deleted before every watch has listed once, so that a dependent listed before
 //! its owner is not taken for an orphan; the API check before each deletion covers the rest.

@@ -48,6 +48,11 @@ impl Cluster {
         Self::start_as(false, &[])
     }
 
+    /// As [`Cluster::start`], with more `cox server` flags.
+    pub fn start_and(extra_args: &[&str]) -> Self {
+        Self::start_as(false, extra_args)
+    }
+
     /// Starts a server with its node agent: the runtime and the kubelet run pods. The test
     /// images (`dev/build-images`) are imported from `<data-dir>/agent/images` at start.
     pub fn start_with_agent() -> Self {
