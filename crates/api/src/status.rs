@@ -187,6 +187,15 @@ impl ApiError {
         .about(group, resource, name)
     }
 
+    /// `forbidden: User "x" cannot get path "/metrics"`: a path that is no resource.
+    pub fn forbidden_path(user: &str, verb: &str, path: &str) -> Self {
+        Self::new(
+            403,
+            Reason::Forbidden,
+            format!("forbidden: User \"{user}\" cannot {verb} path \"{path}\""),
+        )
+    }
+
     /// `pods "x" not found`.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
         Self::new(

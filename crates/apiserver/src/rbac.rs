@@ -7,8 +7,10 @@
 use std::sync::{Arc, RwLock};
 
 use cox_api::rbac::{self, Attributes, Policy, UserInfo};
+use cox_api::status::ApiError;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde::de::DeserializeOwned;
+use serde_json::json;
 
 use crate::authn::User;
 use crate::request::ResourceRequest;
@@ -107,7 +109,94 @@ pub fn attributes(user: &User, request: &ResourceRequest) -> Attributes {
 
 impl Authorizer for Rbac {
     fn allowed(&self, user: &User, request: &ResourceRequest) -> bool {
-        user.in_group(MASTERS) || self.policy().authorize(&attributes(user, request)).is_allowed()
+        user.in_group(MASTERS)
+            || self
+                .policy()
+                .authorize(&attributes(user, request))
+                .is_allowed()
+    }
+
+    fn rules_review(&self, user: &User, namespace: &str) -> serde_json::Value {
+        let (rules, missing) = self
+            .policy()
+            .rules_for(&user_info(user), Some(namespace).filter(|n| !n.is_empty()));
+        let mut resource_rules = Vec::new();
+        let mut non_resource_rules = Vec::new();
+        for rule in rules {
+            match rule.non_resource_urls.as_ref().filter(|u| !u.is_empty()) {
+                Some(urls) => {
+                    non_resource_rules.push(json!({"verbs": rule.verbs, "nonResourceURLs": urls}))
+                }
+                None => {
+                    let mut entry = json!({
+                        "verbs": rule.verbs,
+                        "apiGroups": rule.api_groups.clone().unwrap_or_default(),
+                        "resources": rule.resources.clone().unwrap_or_default(),
+                    });
+                    if let Some(names) = rule.resource_names.as_ref().filter(|n| !n.is_empty()) {
+                        entry["resourceNames"] = json!(names);
+                    }
+                    resource_rules.push(entry);
+                }
+            }
+        }
+        let mut status = json!({
+            "resourceRules": resource_rules,
+            "nonResourceRules": non_resource_rules,
+            "incomplete": !missing.is_empty(),
+        });
+        if !missing.is_empty() {
+            status["evaluationError"] = json!(missing.join(", "));
+        }
+        status
+    }
+
+    fn check_rbac_write(
+        &self,
+        user: &User,
+        plural: &str,
+        object: &serde_json::Value,
+        old: Option<&serde_json::Value>,
+    ) -> Result<(), ApiError> {
+        if user.in_group(MASTERS) {
+            return Ok(());
+        }
+        let policy = self.policy();
+        let who = user_info(user);
+        let bad = |e: serde_json::Error| ApiError::bad_request(e.to_string());
+        match plural {
+            "clusterroles" => {
+                let role: ClusterRole = serde_json::from_value(object.clone()).map_err(bad)?;
+                let old: Option<ClusterRole> =
+                    old.and_then(|o| serde_json::from_value(o.clone()).ok());
+                policy.check_cluster_role_write(&who, &role, old.as_ref())
+            }
+            "roles" => {
+                let role: Role = serde_json::from_value(object.clone()).map_err(bad)?;
+                let old: Option<Role> = old.and_then(|o| serde_json::from_value(o.clone()).ok());
+                let namespace = role.metadata.namespace.clone().unwrap_or_default();
+                policy.check_role_write(&who, &namespace, &role, old.as_ref())
+            }
+            "clusterrolebindings" => {
+                let binding: ClusterRoleBinding =
+                    serde_json::from_value(object.clone()).map_err(bad)?;
+                let name = binding.metadata.name.clone().unwrap_or_default();
+                policy.check_binding_write(&who, plural, None, &name, &binding.role_ref)
+            }
+            "rolebindings" => {
+                let binding: RoleBinding = serde_json::from_value(object.clone()).map_err(bad)?;
+                let name = binding.metadata.name.clone().unwrap_or_default();
+                let namespace = binding.metadata.namespace.clone();
+                policy.check_binding_write(
+                    &who,
+                    plural,
+                    namespace.as_deref(),
+                    &name,
+                    &binding.role_ref,
+                )
+            }
+            _ => Ok(()),
+        }
     }
 
     fn allowed_path(&self, user: &User, verb: &str, path: &str) -> bool {

@@ -95,6 +95,11 @@ impl Query {
         self.0.get(key).and_then(|v| v.first()).map(String::as_str)
     }
 
+    /// Replaces the values of `key` with `value`.
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.0.insert(key.to_owned(), vec![value.to_owned()]);
+    }
+
     pub fn all(&self, key: &str) -> &[String] {
         self.0.get(key).map(Vec::as_slice).unwrap_or(&[])
     }

@@ -440,6 +440,12 @@ impl Rest {
         if !has_secrets && secrets.as_array().is_some_and(|s| !s.is_empty()) {
             spec["imagePullSecrets"] = secrets.clone();
         }
+        let suffix = objects::generate_name("");
+        cox_api::service_account::add_api_access_volume(
+            spec,
+            account["automountServiceAccountToken"].as_bool(),
+            &suffix,
+        );
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! The review kinds, created to be answered and never stored: `SelfSubjectReview` (`kubectl
 //! auth whoami`), `TokenReview` (is this bearer token valid, and whose is it), and the access
 //! reviews `kubectl auth can-i` and webhooks ask (`SelfSubjectAccessReview`,
-//! `SubjectAccessReview`, `LocalSubjectAccessReview`): the answer is the authorizer's.
+//! `SubjectAccessReview`, `LocalSubjectAccessReview`) and `SelfSubjectRulesReview` (`kubectl
+//! auth can-i --list`): the answer is the authorizer's.
 
 use cox_api::registry::Resource;
 use cox_api::status::ApiError;
@@ -48,6 +49,10 @@ pub fn answer(
             access(reviewer, &subject(&body["spec"]), &body["spec"], namespace)?
         }
         "subjectaccessreviews" => access(reviewer, &subject(&body["spec"]), &body["spec"], None)?,
+        "selfsubjectrulesreviews" => {
+            let namespace = body["spec"]["namespace"].as_str().unwrap_or_default();
+            reviewer.authorizer.rules_review(user, namespace)
+        }
         other => {
             return Err(ApiError::bad_request(format!(
                 "{other} cannot be answered by this server"

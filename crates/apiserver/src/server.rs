@@ -41,6 +41,25 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug {
 
     /// A request for a path that is no resource (`/healthz`, `/version`, `/metrics`).
     fn allowed_path(&self, user: &User, verb: &str, path: &str) -> bool;
+
+    /// The status of a SelfSubjectRulesReview: what `user` may do in `namespace`
+    /// (`kubectl auth can-i --list`). By default: nothing known, `incomplete`.
+    fn rules_review(&self, _user: &User, _namespace: &str) -> serde_json::Value {
+        json!({"resourceRules": [], "nonResourceRules": [], "incomplete": true})
+    }
+
+    /// Whether `user` may write `object` (a Role, ClusterRole or binding of `plural`) as
+    /// it is about to be stored, `old` being the stored one: nobody grants what they do
+    /// not hold. By default there is nothing to check.
+    fn check_rbac_write(
+        &self,
+        _user: &User,
+        _plural: &str,
+        _object: &serde_json::Value,
+        _old: Option<&serde_json::Value>,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
 }
 
 /// `system:masters` may do anything; others may only ask about themselves (until RBAC lands).
@@ -228,6 +247,11 @@ async fn handle(
     response
 }
 
+/// Roles, ClusterRoles and their bindings, whose writes are checked for escalation.
+fn is_rbac(resource: &Resource) -> bool {
+    resource.group == "rbac.authorization.k8s.io"
+}
+
 /// A review (`kubectl auth whoami`, `kubectl auth can-i`, a TokenReview), answered.
 async fn review(
     state: &State,
@@ -299,7 +323,16 @@ async fn respond(
         Route::Health(_) => return Ok(h::text(StatusCode::OK, "ok")),
         Route::Version => return Ok(h::json(StatusCode::OK, &version())),
         _ if user.is_anonymous() => return Err(ApiError::unauthorized()),
-        _ => {}
+        Route::Resource(_) | Route::Unknown => {}
+        // Discovery, the OpenAPI documents and metrics are paths, not resources: RBAC's
+        // nonResourceURLs decide (`system:discovery` lets every authenticated user discover).
+        _ => {
+            let path = request.uri().path();
+            let verb = request.method().as_str().to_ascii_lowercase();
+            if !state.authorizer.allowed_path(&user, &verb, path) {
+                return Err(ApiError::forbidden_path(&user.name, &verb, path));
+            }
+        }
     }
     let accept = request.headers().get(header::ACCEPT).cloned();
     let aggregated = h::wants_aggregated_discovery(accept.as_ref());
@@ -598,6 +631,17 @@ async fn resource(
             let body = h::read_body(http_request.into_body()).await?;
             let object = h::decode_object(&body, &content_type)?;
             let warnings = check_fields(resource, &query, &object, false, &body, &content_type)?;
+            if is_rbac(resource) {
+                let mut object = object.clone();
+                if let (Some(namespace), Some(meta)) =
+                    (&request.namespace, object.get_mut("metadata"))
+                {
+                    meta["namespace"] = json!(namespace);
+                }
+                state
+                    .authorizer
+                    .check_rbac_write(user, resource.plural, &object, None)?;
+            }
             let created = rest.create(resource, &request, &query, object).await?;
             let status = if query.all("dryRun").is_empty() {
                 StatusCode::CREATED
@@ -610,6 +654,18 @@ async fn resource(
             let body = h::read_body(http_request.into_body()).await?;
             let object = h::decode_object(&body, &content_type)?;
             let warnings = check_fields(resource, &query, &object, false, &body, &content_type)?;
+            if is_rbac(resource) {
+                let old = rest.get(resource, &request).await.ok();
+                let mut object = object.clone();
+                if let (Some(namespace), Some(meta)) =
+                    (&request.namespace, object.get_mut("metadata"))
+                {
+                    meta["namespace"] = json!(namespace);
+                }
+                state
+                    .authorizer
+                    .check_rbac_write(user, resource.plural, &object, old.as_ref())?;
+            }
             let updated = rest.update(resource, &request, &query, object).await?;
             Ok(with_warnings(
                 rest::respond(StatusCode::OK, &updated),
@@ -628,6 +684,21 @@ async fn resource(
                         }
                         _ => Vec::new(),
                     };
+                    if is_rbac(resource) {
+                        // The object as the patch would leave it, judged before it is stored.
+                        let old = rest.get(resource, &request).await.ok();
+                        let mut trial = query.clone();
+                        trial.set("dryRun", "All");
+                        let result = rest
+                            .patch(resource, &request, &trial, patch_type, body.clone())
+                            .await?;
+                        state.authorizer.check_rbac_write(
+                            user,
+                            resource.plural,
+                            &result,
+                            old.as_ref(),
+                        )?;
+                    }
                     let patched = rest
                         .patch(resource, &request, &query, patch_type, body)
                         .await?;

@@ -7,6 +7,7 @@
 //! - [`deployment`]: rolls a Deployment's ReplicaSets from one pod template to the next.
 //! - [`garbage_collector`]: deletes objects whose owners are gone.
 //! - [`endpoints`]: the EndpointSlices and Endpoints of Services.
+//! - [`clusterrole_aggregation`]: the rules of aggregated ClusterRoles (`admin`, `edit`, `view`).
 //! - [`service_lb`]: addresses for LoadBalancer Services (k3s's servicelb).
 //! - [`service_account`]: the `default` ServiceAccount in every namespace.
 //! - [`root_ca`]: the `kube-root-ca.crt` ConfigMap (the cluster CA) in every namespace.
@@ -23,6 +24,7 @@
 pub mod api_errors;
 pub mod backoff;
 pub mod claim;
+pub mod clusterrole_aggregation;
 pub mod deployment;
 pub mod endpoints;
 pub mod events;
@@ -73,5 +75,6 @@ pub async fn run(client: Client, options: Options) {
         root_ca,
         pod_gc::run(client.clone(), options.pod_gc),
         garbage_collector::run(client.clone()),
+        clusterrole_aggregation::run(client.clone()),
     );
 }

@@ -205,6 +205,9 @@ pub async fn run(args: Args) -> Result<()> {
     bootstrap::dns_service(server.rest(), args.agent.cluster_dns()?)
         .await
         .context("creating the kube-dns service")?;
+    bootstrap::rbac_defaults(server.rest())
+        .await
+        .context("creating the default RBAC roles and bindings")?;
 
     let listen = SocketAddr::new(args.bind_address, args.https_listen_port);
     let listener = tokio::net::TcpListener::bind(listen)

@@ -1,39 +1,25 @@
 //! ServiceAccounts and their tokens, with the real kubectl against a control-plane-only
 //! server: `kubectl create token` (TokenRequest), the token as a credential (`kubectl auth
 //! whoami`, a Forbidden that names the account), TokenReview, `kubectl auth can-i`, and the
-//! token's end when its audience is wrong, its account or its bound pod is gone.
+//! token's end when its audience is wrong, its account or its bound pod is gone; RBAC: what
+//! a binding grants, where, `kubectl auth can-i --list`, aggregated roles, and the refusal to
+//! grant what one does not hold.
 
 mod cluster;
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use cluster::Cluster;
 
-/// A kubeconfig that authenticates with `token` only (no client certificate).
-fn token_kubeconfig(cluster: &Cluster, name: &str, token: &str) -> PathBuf {
-    let field = |path: &str| {
-        cluster.ok(&[
-            "config",
-            "view",
-            "--raw",
-            "-o",
-            &format!("jsonpath={{.clusters[0].cluster.{path}}}"),
-        ])
-    };
-    let (server, ca) = (field("server"), field("certificate-authority-data"));
-    let path = cluster.dir.path().join(format!("{name}.kubeconfig"));
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
-    );
-    std::fs::write(&path, text).expect("writing a kubeconfig");
-    path
-}
-
-fn kubectl_as(cluster: &Cluster, kubeconfig: &Path, args: &[&str]) -> Output {
-    let mut all = vec!["--kubeconfig", kubeconfig.to_str().expect("utf-8 path")];
-    all.extend_from_slice(args);
-    cluster.exec("kubectl", &all)
+fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 fn text(output: &Output) -> String {
@@ -53,11 +39,10 @@ fn service_account_tokens_authenticate_until_their_account_or_pod_is_gone() {
         .trim()
         .to_owned();
     assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
-    let as_builder = token_kubeconfig(&cluster, "builder", &token);
+    let as_builder = cluster.token_kubeconfig("builder", &token);
 
     // Who the token is, and that it is no more than that.
-    let whoami = kubectl_as(
-        &cluster,
+    let whoami = cluster.kubectl_as(
         &as_builder,
         &[
             "auth",
@@ -70,7 +55,7 @@ fn service_account_tokens_authenticate_until_their_account_or_pod_is_gone() {
         text(&whoami),
         "system:serviceaccount:default:builder [\"system:serviceaccounts\",\"system:serviceaccounts:default\",\"system:authenticated\"]"
     );
-    let listed = kubectl_as(&cluster, &as_builder, &["get", "pods"]);
+    let listed = cluster.kubectl_as(&as_builder, &["get", "pods"]);
     assert!(!listed.status.success());
     assert!(
         text(&listed).contains(
@@ -79,9 +64,94 @@ fn service_account_tokens_authenticate_until_their_account_or_pod_is_gone() {
         "{}",
         text(&listed)
     );
-    let can = kubectl_as(&cluster, &as_builder, &["auth", "can-i", "list", "pods"]);
+    let can = cluster.kubectl_as(&as_builder, &["auth", "can-i", "list", "pods"]);
     assert_eq!(text(&can).trim(), "no");
     assert_eq!(cluster.ok(&["auth", "can-i", "list", "pods"]).trim(), "yes");
+
+    // RBAC: a RoleBinding to the aggregated `view` role lets it read in its namespace only.
+    cluster.ok(&[
+        "create",
+        "rolebinding",
+        "builder-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:builder",
+    ]);
+    wait_until("the binding to apply", || {
+        cluster
+            .kubectl_as(&as_builder, &["get", "pods"])
+            .status
+            .success()
+    });
+    let secrets = cluster.kubectl_as(&as_builder, &["get", "secrets"]);
+    assert!(
+        text(&secrets).contains("cannot list resource \"secrets\""),
+        "view does not read secrets: {}",
+        text(&secrets)
+    );
+    let elsewhere = cluster.kubectl_as(
+        &as_builder,
+        &["auth", "can-i", "list", "pods", "-n", "kube-system"],
+    );
+    assert_eq!(text(&elsewhere).trim(), "no");
+    let listed = text(&cluster.kubectl_as(&as_builder, &["auth", "can-i", "--list"]));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("pods ") && l.contains("[get list watch]")),
+        "{listed}"
+    );
+    // The aggregation controller wrote `view`'s rules back for all to see.
+    wait_until("view's aggregated rules", || {
+        cluster
+            .ok(&[
+                "get",
+                "clusterrole",
+                "view",
+                "-o",
+                "jsonpath={.rules[*].resources}",
+            ])
+            .contains("pods")
+    });
+
+    // Nobody grants what they do not hold.
+    cluster.ok(&[
+        "create",
+        "role",
+        "role-maker",
+        "--verb=create",
+        "--resource=roles",
+    ]);
+    cluster.ok(&[
+        "create",
+        "rolebinding",
+        "builder-role-maker",
+        "--role=role-maker",
+        "--serviceaccount=default:builder",
+    ]);
+    wait_until("the role maker binding to apply", || {
+        text(&cluster.kubectl_as(&as_builder, &["auth", "can-i", "create", "roles"])).trim()
+            == "yes"
+    });
+    let held = cluster.kubectl_as(
+        &as_builder,
+        &["create", "role", "reader", "--verb=get", "--resource=pods"],
+    );
+    assert!(held.status.success(), "{}", text(&held));
+    let stolen = cluster.kubectl_as(
+        &as_builder,
+        &[
+            "create",
+            "role",
+            "thief",
+            "--verb=get",
+            "--resource=secrets",
+        ],
+    );
+    assert!(
+        text(&stolen).contains("is attempting to grant RBAC permissions not currently held"),
+        "{}",
+        text(&stolen)
+    );
 
     // A TokenReview says whose it is.
     let review = cluster.file(
@@ -111,8 +181,8 @@ fn service_account_tokens_authenticate_until_their_account_or_pod_is_gone() {
 
     // Tokens for another audience, or too short-lived, are not this server's to accept.
     let vault = cluster.ok(&["create", "token", "builder", "--audience", "vault"]);
-    let for_vault = token_kubeconfig(&cluster, "vault", vault.trim());
-    let refused = kubectl_as(&cluster, &for_vault, &["auth", "whoami"]);
+    let for_vault = cluster.token_kubeconfig("vault", vault.trim());
+    let refused = cluster.kubectl_as(&for_vault, &["auth", "whoami"]);
     assert!(
         text(&refused).contains("Unauthorized"),
         "{}",
@@ -135,18 +205,19 @@ fn service_account_tokens_authenticate_until_their_account_or_pod_is_gone() {
         "--bound-object-name",
         "holder",
     ]);
-    let as_pod = token_kubeconfig(&cluster, "bound", bound.trim());
+    let as_pod = cluster.token_kubeconfig("bound", bound.trim());
     assert!(
-        kubectl_as(&cluster, &as_pod, &["auth", "whoami"])
+        cluster
+            .kubectl_as(&as_pod, &["auth", "whoami"])
             .status
             .success()
     );
     cluster.ok(&["delete", "pod", "holder", "--grace-period=0", "--force"]);
-    let after = kubectl_as(&cluster, &as_pod, &["auth", "whoami"]);
+    let after = cluster.kubectl_as(&as_pod, &["auth", "whoami"]);
     assert!(text(&after).contains("Unauthorized"), "{}", text(&after));
 
     // And every token ends with its account.
     cluster.ok(&["delete", "serviceaccount", "builder"]);
-    let gone = kubectl_as(&cluster, &as_builder, &["auth", "whoami"]);
+    let gone = cluster.kubectl_as(&as_builder, &["auth", "whoami"]);
     assert!(text(&gone).contains("Unauthorized"), "{}", text(&gone));
 }

@@ -785,6 +785,49 @@ spec:
     );
     assert_eq!(cluster.ok(&["logs", "with-sidecar", "-c", "web"]), "");
 
+    // Every pod has its ServiceAccount's credentials, and the token is the account's.
+    let credentials = "/var/run/secrets/kubernetes.io/serviceaccount";
+    assert_eq!(
+        cluster.ok(&[
+            "exec",
+            "ordered",
+            "--",
+            "cat",
+            &format!("{credentials}/namespace")
+        ]),
+        "default"
+    );
+    let ca = cluster.ok(&[
+        "exec",
+        "ordered",
+        "--",
+        "cat",
+        &format!("{credentials}/ca.crt"),
+    ]);
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    let token = cluster.ok(&[
+        "exec",
+        "ordered",
+        "--",
+        "cat",
+        &format!("{credentials}/token"),
+    ]);
+    let as_pod = cluster.token_kubeconfig("pod", &token);
+    let whoami = cluster.kubectl_as(
+        &as_pod,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&whoami.stdout),
+        "system:serviceaccount:default:default",
+        "{whoami:?}"
+    );
+
     // The kubelet's figures, through the API server's node proxy.
     assert_eq!(
         cluster.ok(&["get", "--raw", "/api/v1/nodes/node-1/proxy/healthz"]),

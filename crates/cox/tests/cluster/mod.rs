@@ -350,6 +350,34 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("running {program}: {e}"))
     }
 
+    /// A kubeconfig for this cluster that authenticates with `token` only (no client
+    /// certificate), e.g. a ServiceAccount's.
+    pub fn token_kubeconfig(&self, name: &str, token: &str) -> PathBuf {
+        let field = |path: &str| {
+            self.ok(&[
+                "config",
+                "view",
+                "--raw",
+                "-o",
+                &format!("jsonpath={{.clusters[0].cluster.{path}}}"),
+            ])
+        };
+        let (server, ca) = (field("server"), field("certificate-authority-data"));
+        let path = self.dir.path().join(format!("{name}.kubeconfig"));
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+        );
+        std::fs::write(&path, text).expect("writing a kubeconfig");
+        path
+    }
+
+    /// Runs kubectl with another kubeconfig (see [`Cluster::token_kubeconfig`]).
+    pub fn kubectl_as(&self, kubeconfig: &Path, args: &[&str]) -> Output {
+        let mut all = vec!["--kubeconfig", path_str(kubeconfig)];
+        all.extend_from_slice(args);
+        self.exec("kubectl", &all)
+    }
+
     /// Runs a command inside the cluster's network namespace.
     pub fn exec(&self, program: &str, args: &[&str]) -> Output {
         Command::new("ip")
