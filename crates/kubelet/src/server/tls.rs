@@ -44,14 +44,17 @@ fn certificates(pem: &str, what: &'static str) -> Result<Vec<CertificateDer<'sta
     Ok(certs)
 }
 
-/// The server configuration: HTTP/1.1 only (streams upgrade), client certificates required.
+/// The server configuration: HTTP/1.1 only (streams upgrade); client certificates of the
+/// cluster CA are verified when presented.
 pub fn server_config(credentials: &ServingCredentials) -> Result<rustls::ServerConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for cert in certificates(&credentials.client_ca_pem, "client CA")? {
         roots.add(cert)?;
     }
+    // A certificate is optional: clients without one may present a bearer token instead.
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
         .build()
         .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let chain = certificates(&credentials.cert_pem, "serving certificate")?;
