@@ -22,6 +22,7 @@ pub mod authn;
 pub mod bootstrap;
 pub mod discovery;
 pub mod http;
+pub mod impersonation;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod metrics;

@@ -319,6 +319,7 @@ async fn respond(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let user = authenticate(state, cert_user, &request).await?;
+    let user = crate::impersonation::apply(state.authorizer.as_ref(), user, request.headers())?;
     match &route {
         Route::Health(_) => return Ok(h::text(StatusCode::OK, "ok")),
         Route::Version => return Ok(h::json(StatusCode::OK, &version())),

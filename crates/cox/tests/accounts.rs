@@ -100,6 +100,23 @@ fn service_account_tokens_authenticate_until_their_account_or_pod_is_gone() {
             .any(|l| l.starts_with("pods ") && l.contains("[get list watch]")),
         "{listed}"
     );
+    // Impersonation: the admin may act as the account; the account may not act as others.
+    let as_it = ["--as", "system:serviceaccount:default:builder"];
+    assert_eq!(
+        cluster
+            .ok(&[&["auth", "can-i", "list", "pods"][..], &as_it].concat())
+            .trim(),
+        "yes"
+    );
+    let no = cluster.kubectl(&[&["auth", "can-i", "list", "secrets"][..], &as_it].concat());
+    assert_eq!(text(&no).trim(), "no");
+    let climb = cluster.kubectl_as(&as_builder, &["get", "pods", "--as", "admin"]);
+    assert!(
+        text(&climb).contains("cannot impersonate resource \"users\""),
+        "{}",
+        text(&climb)
+    );
+
     // The aggregation controller wrote `view`'s rules back for all to see.
     wait_until("view's aggregated rules", || {
         cluster
