@@ -184,7 +184,10 @@ pub async fn forward(url: &str, port: u16, connection: tokio::net::TcpStream) ->
         "{url}{}port={port}",
         if url.contains('?') { '&' } else { '?' }
     );
-    let (socket, _protocol) = open(&url).await?;
+    let (socket, protocol) = open(&url).await?;
+    // Over v5 the local client's end of sending is passed on as a half-close (`[255, 0]`),
+    // and the pod's answer still comes back; older protocols can only close.
+    let half_closes = protocol == streaming::V5;
     let (mut sink, mut incoming) = socket.split();
     let (mut read, mut write) = connection.into_split();
     let upstream = tokio::spawn(async move {
@@ -200,6 +203,10 @@ pub async fn forward(url: &str, port: u16, connection: tokio::net::TcpStream) ->
             {
                 break;
             }
+        }
+        if half_closes && sink.send(Message::binary(vec![255, 0])).await.is_ok() {
+            // The pod's close ends the stream; the sink stays open until then.
+            std::future::pending::<()>().await;
         }
         let _ = sink.close().await;
     });
