@@ -270,10 +270,10 @@ spec:
 }
 
 /// `exec -it`: a terminal in the container, its input typed on a terminal of ours (`script`
-/// gives kubectl one).
+/// gives kubectl one, sized 40x100: the container's terminal gets that size).
 fn check_terminal(cluster: &Cluster, kubectl: &Path, pod: &str) {
     let command = format!(
-        "ip netns exec {} {} --kubeconfig {} exec -it {pod} -- sh -c 'tty; read x; echo got=$x'",
+        "stty rows 40 cols 100; ip netns exec {} {} --kubeconfig {} exec -it {pod} -- sh -c 'tty; stty size; read x; echo got=$x'",
         cluster.netns,
         kubectl.display(),
         cluster.kubeconfig().display()
@@ -319,7 +319,10 @@ fn check_terminal(cluster: &Cluster, kubectl: &Path, pod: &str) {
     output.stdout = screen;
     let screen = String::from_utf8_lossy(&output.stdout);
     assert!(
-        output.status.success() && screen.contains("/dev/pts/") && screen.contains("got=hello"),
+        output.status.success()
+            && screen.contains("/dev/pts/")
+            && screen.contains("40 100")
+            && screen.contains("got=hello"),
         "{}",
         text(&output)
     );
@@ -851,7 +854,7 @@ fn python_client_exec_port_forward_and_logs() {
     assert!(
         output.status.success()
             && String::from_utf8_lossy(&output.stdout)
-                .contains("python streams: 5 passed, 0 failed"),
+                .contains("python streams: 6 passed, 0 failed"),
         "{}\n{}",
         text(&output),
         cluster.server_log()

@@ -1,9 +1,11 @@
 """The official Python `kubernetes` client's streams against `cox server` with its agent: exec
-(output, exit code, standard input) over its WebSocket (`v4.channel.k8s.io`), port-forward over
+(output, exit code, standard input, a terminal and its resize) over its WebSocket
+(`v4.channel.k8s.io`), port-forward over
 the WebSocket port-forward protocol, and logs. A pod `web` running nginx must exist.
 
 Usage: streams.py KUBECONFIG. Prints "python streams: N passed, 0 failed" or raises."""
 
+import json
 import sys
 
 from kubernetes import client, config
@@ -33,6 +35,17 @@ def main(kubeconfig: str) -> None:
     reader.write_stdin("hello\n")
     reader.run_forever(timeout=20)
     assert "got=hello" in reader.read_stdout(timeout=1) + "".join(reader.read_all()), "no echo"
+    checks += 1
+
+    # A terminal, resized by the client (channel 4) before the shell asks for its size.
+    terminal = stream(core.connect_get_namespaced_pod_exec, "web", "default",
+                      command=["sh", "-c", "read x; stty size"], stderr=True, stdin=True,
+                      stdout=True, tty=True, _preload_content=False)
+    terminal.write_channel(4, json.dumps({"Width": 100, "Height": 40}))
+    terminal.write_stdin("go\n")
+    terminal.run_forever(timeout=20)
+    shown = terminal.read_stdout(timeout=1) + "".join(terminal.read_all())
+    assert "40 100" in shown, repr(shown)
     checks += 1
 
     forward = portforward(core.connect_get_namespaced_pod_portforward, "web", "default", ports="80")
