@@ -860,3 +860,120 @@ fn python_client_exec_port_forward_and_logs() {
         cluster.server_log()
     );
 }
+
+/// kube-rs (Rust): exec with output, exit status and standard input, logs, and port-forward
+/// (its WebSocket port-forward protocol), against nginx in a pod.
+#[test]
+fn kube_rs_exec_logs_and_port_forward() {
+    use futures::StreamExt as _;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, AttachParams, LogParams};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let cluster = start();
+    run_nginx(&cluster, "web");
+    let netns = cluster.netns.clone();
+    let kubeconfig = cluster.kubeconfig();
+    std::thread::spawn(move || {
+        // The client reaches 127.0.0.1 inside the cluster's namespace.
+        cluster::enter_netns(&netns);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let config = kube::Config::from_custom_kubeconfig(
+                kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .unwrap();
+            let pods: Api<Pod> = Api::default_namespaced(kube::Client::try_from(config).unwrap());
+
+            // Exec: output, and the exit status on the error channel.
+            let mut process = pods
+                .exec(
+                    "web",
+                    ["sh", "-c", "cat /etc/hostname; exit 3"],
+                    &AttachParams::default().stderr(false),
+                )
+                .await
+                .unwrap();
+            let mut output = String::new();
+            process
+                .stdout()
+                .unwrap()
+                .read_to_string(&mut output)
+                .await
+                .unwrap();
+            assert_eq!(output.trim(), "web");
+            let status = process.take_status().unwrap().await.unwrap();
+            assert_eq!(status.status.as_deref(), Some("Failure"), "{status:?}");
+            assert_eq!(
+                status.reason.as_deref(),
+                Some("NonZeroExitCode"),
+                "{status:?}"
+            );
+            process.join().await.unwrap();
+
+            // Standard input.
+            let mut reader = pods
+                .exec(
+                    "web",
+                    ["sh", "-c", "read x; echo got=$x"],
+                    &AttachParams::default().stdin(true).stderr(false),
+                )
+                .await
+                .unwrap();
+            reader.stdin().unwrap().write_all(b"hello\n").await.unwrap();
+            let mut echoed = String::new();
+            reader
+                .stdout()
+                .unwrap()
+                .read_to_string(&mut echoed)
+                .await
+                .unwrap();
+            assert_eq!(echoed.trim(), "got=hello");
+            reader.join().await.unwrap();
+
+            // Port-forward to nginx, then nginx's log of that request.
+            let mut forwarder = pods.portforward("web", &[80]).await.unwrap();
+            let mut stream = forwarder.take_stream(80).unwrap();
+            stream
+                .write_all(b"GET /from-kube-rs HTTP/1.0\r\n\r\n")
+                .await
+                .unwrap();
+            let mut page = Vec::new();
+            stream.read_to_end(&mut page).await.unwrap();
+            assert!(
+                String::from_utf8_lossy(&page).starts_with("HTTP/1.1 404"),
+                "{}",
+                String::from_utf8_lossy(&page)
+            );
+            drop(stream);
+            // (nginx closed the connection, which ends the stream; kube-rs's `join` would
+            // then report its own late close message as an error.)
+            forwarder.abort();
+            let logs = pods.logs("web", &LogParams::default()).await.unwrap();
+            assert!(
+                logs.contains("\"GET /from-kube-rs HTTP/1.0\" 404"),
+                "{logs}"
+            );
+            let mut lines = futures::AsyncBufReadExt::lines(
+                pods.log_stream(
+                    "web",
+                    &LogParams {
+                        tail_lines: Some(1),
+                        ..LogParams::default()
+                    },
+                )
+                .await
+                .unwrap(),
+            );
+            let last = lines.next().await.unwrap().unwrap();
+            assert!(last.contains("/from-kube-rs"), "{last}");
+        });
+    })
+    .join()
+    .unwrap();
+}
