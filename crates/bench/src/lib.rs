@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod containerd;
+pub mod pods;
 pub mod runtime;
 pub mod services;
 pub mod stats;

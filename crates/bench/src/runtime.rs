@@ -75,15 +75,7 @@ pub async fn run(config: &Config) -> Result<Vec<Figures>> {
     let bench = Bench::new()?;
     let mut results = Vec::new();
     if config.wants("raw") {
-        // On a thread of its own: it enters the benchmark's network namespace.
-        let figures = std::thread::scope(|scope| {
-            scope
-                .spawn(|| bench.raw(config))
-                .join()
-                .map_err(|_| anyhow::anyhow!("the raw target panicked"))
-        })?
-        .context("the raw floor")?;
-        results.push(figures);
+        results.push(bench.raw_on_own_thread(config)?);
     }
     if config.wants("cox") {
         results.push(bench.cox(config).await.context("cox runtime")?);
@@ -97,6 +89,13 @@ pub async fn run(config: &Config) -> Result<Vec<Figures>> {
     }
     print(&results, config.pods);
     Ok(results)
+}
+
+/// The raw floor alone (sandbox + container by hand, `config.pods` times one after another),
+/// in a network namespace and directory of its own: the runtime's own start time, for
+/// benchmarks that judge more than the runtime against it (`cox bench pods`).
+pub fn raw_floor(config: &Config) -> Result<Figures> {
+    Bench::new()?.raw_on_own_thread(config)
 }
 
 fn print(results: &[Figures], pods: usize) {
@@ -158,6 +157,17 @@ impl Bench {
             .arg(format!("--net={}", self.netns_path()))
             .arg(program);
         command
+    }
+
+    /// [`Bench::raw`] on a thread of its own: it enters the benchmark's network namespace.
+    fn raw_on_own_thread(&self, config: &Config) -> Result<Figures> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| self.raw(config))
+                .join()
+                .map_err(|_| anyhow::anyhow!("the raw target panicked"))
+        })?
+        .context("the raw floor")
     }
 
     /// The floor: the runtime's essential steps by hand.

@@ -36,6 +36,27 @@ enum What {
         #[arg(long, value_delimiter = ',')]
         targets: Vec<String>,
     },
+    /// Pod start-up through a real single-node cluster (create → Running and → Ready, one
+    /// after another and in a burst; a Deployment's rollout) beside the runtime's raw start.
+    Pods {
+        /// A few pods: checks that the benchmark runs; the figures mean little.
+        #[arg(long)]
+        smoke: bool,
+        /// Where busybox.oci.tar and pause.oci.tar are (`dev/build-images` makes them).
+        #[arg(long, default_value = "target/images")]
+        images: PathBuf,
+        /// The `cox` binary to run as the server (default: this one).
+        #[arg(long)]
+        cox_binary: Option<PathBuf>,
+        /// Pods per start-up phase (default: 100; 5 with --smoke).
+        #[arg(long)]
+        pods: Option<usize>,
+        /// The pods' readiness probe period in seconds (default 1; 0: no probe): every
+        /// running pod's probe is a `runc exec`, so this sets the load the node carries beside
+        /// the starts.
+        #[arg(long)]
+        probe_period: Option<i32>,
+    },
     /// Services: proxy rule programming at 1,000 and 10,000 Services, traffic through a
     /// ClusterIP beside the pod IP, cluster DNS queries beside a UDP echo.
     Services {
@@ -80,6 +101,31 @@ pub async fn run(args: Args) -> Result<()> {
             };
             config.only = targets;
             cox_bench::runtime::run(&config).await?;
+        }
+        What::Pods {
+            smoke,
+            images,
+            cox_binary,
+            pods,
+            probe_period,
+        } => {
+            let binary = match cox_binary {
+                Some(binary) => binary,
+                None => std::env::current_exe()?,
+            };
+            let mut config = if smoke {
+                cox_bench::pods::Config::smoke(binary, images)
+            } else {
+                cox_bench::pods::Config::full(binary, images)
+            };
+            if let Some(pods) = pods {
+                config.pods = pods;
+                config.in_flight = pods;
+            }
+            if let Some(period) = probe_period {
+                config.probe_period_seconds = period;
+            }
+            cox_bench::pods::run(&config).await?;
         }
         What::Services { smoke } => {
             let config = if smoke {

@@ -23,7 +23,8 @@ pub struct ContainerView {
     /// Why it is not running, when the kubelet knows better than the runtime
     /// (`ContainerCreating`, `ErrImagePull`, `CrashLoopBackOff`, ...).
     pub waiting: Option<(String, String)>,
-    /// What its probes say of readiness; `None`: ready whenever it runs.
+    /// What its probes say of readiness; `None`: not probed yet (just started), so ready
+    /// whenever it runs unless it has a readiness or startup probe, which must pass first.
     pub ready: Option<bool>,
 }
 
@@ -165,7 +166,9 @@ fn container_status(
     let completed = init
         && !is_sidecar(container)
         && state.terminated.as_ref().is_some_and(|t| t.exit_code == 0);
-    let ready = running && view.ready.unwrap_or(true) || completed;
+    // A container with a readiness or startup probe is not ready until the probe passed.
+    let unprobed = container.readiness_probe.is_none() && container.startup_probe.is_none();
+    let ready = running && view.ready.unwrap_or(unprobed) || completed;
     ContainerStatus {
         name: container.name.clone(),
         image: container.image.clone().unwrap_or_default(),
@@ -460,6 +463,31 @@ mod tests {
             .find(|c| c.type_ == "Ready")
             .cloned();
         assert_eq!(ready.map(|c| c.status), Some("True".to_string()));
+    }
+
+    /// Regression: a container started in this sync (its probes not run yet) was reported
+    /// ready at once, before its readiness probe had ever passed.
+    #[test]
+    fn a_just_started_container_with_a_readiness_probe_is_not_ready() {
+        let mut probed = pod("Always");
+        if let Some(spec) = probed.spec.as_mut() {
+            spec.containers[0].readiness_probe = Some(Default::default());
+        }
+        let just_started = ContainerView {
+            current: Some(cri(v1::ContainerState::ContainerRunning, 0)),
+            ..Default::default()
+        };
+        let status = pod_status(&probed, &observed(just_started.clone()));
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        let container = &status.container_statuses.as_ref().expect("statuses")[0];
+        assert!(!container.ready, "not ready before the probe passed");
+
+        let passed = ContainerView {
+            ready: Some(true),
+            ..just_started
+        };
+        let status = pod_status(&probed, &observed(passed));
+        assert!(status.container_statuses.expect("statuses")[0].ready);
     }
 
     #[test]
