@@ -5,10 +5,14 @@ use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::api::{Api, PostParams};
 
-/// Where events are recorded from.
+/// Events waiting to be written, at most (upstream's recorder drops beyond its queue too).
+const QUEUE: usize = 1000;
+
+/// Where events are recorded from. Recording only queues the event: one task writes them in
+/// order, so that a pod's start does not wait on its events' writes (as upstream's recorder).
 #[derive(Clone)]
 pub struct Events {
-    client: kube::Client,
+    queue: tokio::sync::mpsc::Sender<Event>,
     node: String,
 }
 
@@ -21,9 +25,12 @@ impl std::fmt::Debug for Events {
 }
 
 impl Events {
+    /// Starts the writer task (on the current tokio runtime).
     pub fn new(client: kube::Client, node: &str) -> Self {
+        let (queue, pending) = tokio::sync::mpsc::channel(QUEUE);
+        tokio::spawn(write_in_order(client, pending));
         Events {
-            client,
+            queue,
             node: node.to_string(),
         }
     }
@@ -103,8 +110,19 @@ impl Events {
             related: None,
             series: None,
         };
-        let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        if self.queue.try_send(event).is_err() {
+            tracing::debug!(reason, "event dropped: the queue is full");
+        }
+    }
+}
+
+/// Writes queued events one after another; best effort, as a failed write is only logged.
+async fn write_in_order(client: kube::Client, mut pending: tokio::sync::mpsc::Receiver<Event>) {
+    while let Some(event) = pending.recv().await {
+        let namespace = event.metadata.namespace.clone().unwrap_or_default();
+        let events: Api<Event> = Api::namespaced(client.clone(), &namespace);
         if let Err(e) = events.create(&PostParams::default(), &event).await {
+            let reason = event.reason.as_deref().unwrap_or_default();
             tracing::debug!(error = %e, reason, "event not recorded");
         }
     }
