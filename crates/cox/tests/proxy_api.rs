@@ -352,8 +352,11 @@ fn kubectl_reaches_services_and_pods_through_their_proxy_subresources() {
                 "-i",
                 "-H",
                 "Authorization: Bearer not-for-the-backend",
+                // Acting as another member of system:masters, who may read the Service.
                 "-H",
                 "Impersonate-User: nobody",
+                "-H",
+                "Impersonate-Group: system:masters",
             ],
             &format!("{SERVICE}/web:http/proxy/headers"),
         )
@@ -362,6 +365,7 @@ fn kubectl_reaches_services_and_pods_through_their_proxy_subresources() {
     assert!(!answer.contains("access-control-allow-origin"), "{answer}");
     assert!(!answer.contains("authorization:"), "{answer}");
     assert!(!answer.contains("impersonate-user:"), "{answer}");
+    assert!(!answer.contains("impersonate-group:"), "{answer}");
 
     // Redirects stay under the proxy path; a proxy path without its slash gets one.
     let redirected = cluster

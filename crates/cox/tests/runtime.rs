@@ -199,6 +199,8 @@ fn nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind(backe
     }
 }
 
+/// A memory limit kills an over-allocating container as OOMKilled; a running container's
+/// limit can be raised in place (`cox crictl update`).
 fn a_memory_limit_kills_an_over_allocating_container_as_oomkilled(backend: Backend) {
     let node = Node::start(backend);
     let pod_config = node.pod_config("hog");
@@ -222,6 +224,40 @@ fn a_memory_limit_kills_an_over_allocating_container_as_oomkilled(backend: Backe
     let status = inspect(&node, &hog);
     assert_eq!(status["status"]["reason"], json!("OOMKilled"), "{status}");
     assert_eq!(status["status"]["exitCode"].as_i64(), Some(137), "{status}");
+
+    // A running container's limits change in place (UpdateContainerResources): it reads its
+    // own cgroup's limit before and after.
+    let grower = start_container(
+        &node,
+        &pod,
+        &pod_config,
+        "grower",
+        json!({
+            "metadata": {"name": "grower"},
+            "image": {"image": "busybox:1.36"},
+            "command": ["sleep", "60"],
+            "linux": {"resources": {"memory_limit_in_bytes": 32 * 1024 * 1024}},
+        }),
+    );
+    let limit = || {
+        node.crictl(&[
+            "exec",
+            &grower,
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ])
+        .trim()
+        .to_string()
+    };
+    assert_eq!(limit(), (32 * 1024 * 1024).to_string());
+    let updated = node.crictl(&[
+        "update",
+        "--memory",
+        &(64 * 1024 * 1024).to_string(),
+        &grower,
+    ]);
+    assert_eq!(updated.trim(), grower);
+    assert_eq!(limit(), (64 * 1024 * 1024).to_string());
     node.crictl(&["rmp", "--force", &pod]);
 }
 

@@ -131,6 +131,59 @@ pub(crate) struct StopArgs {
     all: bool,
 }
 
+/// `cox crictl update`: new resource limits for running containers (UpdateContainerResources).
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpdateArgs {
+    /// The containers: IDs or unique prefixes
+    #[arg(value_name = "CONTAINER-ID", required = true)]
+    containers: Vec<String>,
+    /// CPU CFS period, in microseconds
+    #[arg(long, default_value_t = 0)]
+    cpu_period: i64,
+    /// CPU CFS quota, in microseconds
+    #[arg(long, default_value_t = 0)]
+    cpu_quota: i64,
+    /// CPU shares (relative weight)
+    #[arg(long = "cpu-share", default_value_t = 0)]
+    cpu_shares: i64,
+    /// CPUs to run on (0-3, 0,1)
+    #[arg(long, default_value = "")]
+    cpuset_cpus: String,
+    /// Memory nodes to use (0-3, 0,1)
+    #[arg(long, default_value = "")]
+    cpuset_mems: String,
+    /// Memory limit, in bytes
+    #[arg(long, default_value_t = 0)]
+    memory: i64,
+}
+
+pub(crate) async fn update(session: &mut Session, args: UpdateArgs) -> anyhow::Result<()> {
+    let ids = lookup::container_ids(session, &args.containers).await?;
+    let resources = crate::v1::LinuxContainerResources {
+        cpu_period: args.cpu_period,
+        cpu_quota: args.cpu_quota,
+        cpu_shares: args.cpu_shares,
+        cpuset_cpus: args.cpuset_cpus,
+        cpuset_mems: args.cpuset_mems,
+        memory_limit_in_bytes: args.memory,
+        ..Default::default()
+    };
+    for id in ids {
+        session
+            .runtime()
+            .await?
+            .update_container_resources(crate::v1::UpdateContainerResourcesRequest {
+                container_id: id.clone(),
+                linux: Some(resources.clone()),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("updating container {id:?}"))?;
+        session.print(&format!("{id}\n"))?;
+    }
+    Ok(())
+}
+
 /// `cox crictl rm`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct RmArgs {

@@ -116,6 +116,8 @@ enum Command {
     Rm(containers::RmArgs),
     /// Display the status of one or more containers
     Inspect(containers::InspectArgs),
+    /// Update one or more running containers' resources
+    Update(containers::UpdateArgs),
     /// Run a command in a running container
     Exec(containers::ExecArgs),
     /// Fetch the logs of a container
@@ -198,6 +200,7 @@ async fn dispatch(session: &mut Session, command: Command) -> anyhow::Result<()>
         Command::Rmp(args) => pods::rmp(session, args).await,
         Command::Inspectp(args) => pods::inspectp(session, args).await,
         Command::Ps(args) => containers::ps(session, args).await,
+        Command::Update(args) => containers::update(session, args).await,
         Command::Create(args) => containers::create(session, args).await,
         Command::Start(args) => containers::start(session, args).await,
         Command::Stop(args) => containers::stop(session, args).await,
