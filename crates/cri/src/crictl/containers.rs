@@ -179,7 +179,7 @@ pub(crate) async fn update(session: &mut Session, args: UpdateArgs) -> anyhow::R
             })
             .await
             .with_context(|| format!("updating container {id:?}"))?;
-        session.print(&format!("{id}\n"))?;
+        session.print(format!("{id}\n"))?;
     }
     Ok(())
 }
