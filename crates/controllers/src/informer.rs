@@ -3,7 +3,8 @@
 //! *before* the event, so it can tell an addition from an update and know the old object
 //! (the old owner of a pod whose controller changed must hear about it too). Then the event
 //! goes into the cache, and the handler's requests go to the controller, which reads the
-//! cache while reconciling.
+//! cache while reconciling. The requests of a list's objects wait until the whole list is in
+//! the cache (kube-runtime's store swaps a list in at its end).
 
 use futures::{Stream, StreamExt, stream};
 use kube::Resource;
@@ -42,13 +43,26 @@ where
 {
     let (reader, mut writer) = reflector::store::<K>();
     let cache = reader.clone();
+    // The objects of a (re-)list reach the readable cache all at once, at `InitDone`: the
+    // requests they make wait until then, or a reconcile could run before its object is in
+    // the cache and find nothing to do.
+    let mut listed: Vec<ObjectRef<T>> = Vec::new();
     let requests = watcher::watcher(api, config)
         .default_backoff()
         .flat_map(move |event| {
             let requests = match event {
                 Ok(event) => {
-                    let requests = handler(&event, &cache);
+                    let mut requests = handler(&event, &cache);
                     writer.apply_watcher_event(&event);
+                    match event {
+                        Event::Init => {
+                            listed.clear();
+                            listed.append(&mut requests);
+                        }
+                        Event::InitApply(_) => listed.append(&mut requests),
+                        Event::InitDone => requests.append(&mut listed),
+                        Event::Apply(_) | Event::Delete(_) => {}
+                    }
                     requests
                 }
                 Err(error) => {
