@@ -3,6 +3,7 @@
 //! these machines are shared and noisy, so only figures taken side by side compare.
 
 pub mod api;
+pub mod cleanup;
 pub mod containerd;
 pub mod pods;
 pub mod runtime;

@@ -14,11 +14,12 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+
+use crate::cleanup::ip;
 use cox_dns::proto::op::{Message, Query};
 use cox_dns::proto::rr::{Name, RecordType};
 use cox_proxy::model::{Endpoint, Protocol, ServicePort};
@@ -114,21 +115,6 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = ip(&["netns", "del", &self.0]);
     }
-}
-
-fn ip(args: &[&str]) -> Result<()> {
-    let output = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running ip")?;
-    if !output.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 fn networks() -> Networks {

@@ -9,18 +9,7 @@ mod cluster;
 
 use std::process::Output;
 
-use cluster::Cluster;
-
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-}
+use cluster::{Cluster, wait_until};
 
 fn text(output: &Output) -> String {
     format!(
@@ -76,12 +65,16 @@ fn service_account_tokens_authenticate_until_their_account_or_pod_is_gone() {
         "--clusterrole=view",
         "--serviceaccount=default:builder",
     ]);
-    wait_until("the binding to apply", || {
-        cluster
-            .kubectl_as(&as_builder, &["get", "pods"])
-            .status
-            .success()
-    });
+    wait_until(
+        "the binding to apply",
+        std::time::Duration::from_secs(20),
+        || {
+            cluster
+                .kubectl_as(&as_builder, &["get", "pods"])
+                .status
+                .success()
+        },
+    );
     let secrets = cluster.kubectl_as(&as_builder, &["get", "secrets"]);
     assert!(
         text(&secrets).contains("cannot list resource \"secrets\""),
@@ -118,17 +111,21 @@ fn service_account_tokens_authenticate_until_their_account_or_pod_is_gone() {
     );
 
     // The aggregation controller wrote `view`'s rules back for all to see.
-    wait_until("view's aggregated rules", || {
-        cluster
-            .ok(&[
-                "get",
-                "clusterrole",
-                "view",
-                "-o",
-                "jsonpath={.rules[*].resources}",
-            ])
-            .contains("pods")
-    });
+    wait_until(
+        "view's aggregated rules",
+        std::time::Duration::from_secs(20),
+        || {
+            cluster
+                .ok(&[
+                    "get",
+                    "clusterrole",
+                    "view",
+                    "-o",
+                    "jsonpath={.rules[*].resources}",
+                ])
+                .contains("pods")
+        },
+    );
 
     // Nobody grants what they do not hold.
     cluster.ok(&[
@@ -145,10 +142,14 @@ fn service_account_tokens_authenticate_until_their_account_or_pod_is_gone() {
         "--role=role-maker",
         "--serviceaccount=default:builder",
     ]);
-    wait_until("the role maker binding to apply", || {
-        text(&cluster.kubectl_as(&as_builder, &["auth", "can-i", "create", "roles"])).trim()
-            == "yes"
-    });
+    wait_until(
+        "the role maker binding to apply",
+        std::time::Duration::from_secs(20),
+        || {
+            text(&cluster.kubectl_as(&as_builder, &["auth", "can-i", "create", "roles"])).trim()
+                == "yes"
+        },
+    );
     let held = cluster.kubectl_as(
         &as_builder,
         &["create", "role", "reader", "--verb=get", "--resource=pods"],

@@ -6,19 +6,11 @@
 mod cluster;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cluster::Cluster;
+use cluster::{Cluster, wait_until};
 
 const ENDPOINT: &str = "http://127.0.0.1:2379";
-
-fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// A real etcd inside the cluster's network namespace, on its loopback.
 struct Etcd {
@@ -129,7 +121,17 @@ fn only_the_lease_holder_runs_the_controllers_and_the_other_takes_over() {
     wait_until("two pods", Duration::from_secs(30), || {
         pods(&servers[follower]) == 2
     });
-    std::thread::sleep(Duration::from_secs(2));
+    // Once the Deployment's status has caught up with both its pods, any second controller
+    // manager would have made its own.
+    wait_until("the deployment's status", Duration::from_secs(30), || {
+        servers[follower].ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.status.observedGeneration}/{.metadata.generation} {.status.replicas}",
+        ]) == "1/1 2"
+    });
     assert_eq!(pods(&servers[follower]), 2, "more pods than replicas");
 
     // The leader stops (handing its Leases back); the follower takes over and acts.

@@ -8,15 +8,7 @@ mod cluster;
 
 use std::time::{Duration, Instant};
 
-use cluster::Cluster;
-
-fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use cluster::{Cluster, wait_until};
 
 fn jsonpath(cluster: &Cluster, object: &str, path: &str) -> String {
     let output = cluster.kubectl(&["get", object, "-o", &format!("jsonpath={path}")]);

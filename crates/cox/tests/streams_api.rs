@@ -16,15 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use cluster::{Cluster, KUBECTL, VERSIONED_KUBECTL_DIR};
-
-fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use cluster::{Cluster, KUBECTL, VERSIONED_KUBECTL_DIR, wait_until};
 
 fn jsonpath(cluster: &Cluster, object: &str, path: &str) -> String {
     let output = cluster.kubectl(&["get", object, "-o", &format!("jsonpath={path}")]);
@@ -765,14 +757,9 @@ fn the_kubelet_api_authenticates_and_authorizes_and_unbound_pods_have_no_streams
         "--serviceaccount=default:scraper",
     ]);
     // The kubelet keeps a denial for 30 s, as upstream's.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while code(&["-H", &bearer], metrics) != "200" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the binding never applied"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    wait_until("the binding to apply", Duration::from_secs(60), || {
+        code(&["-H", &bearer], metrics) == "200"
+    });
     assert_eq!(
         code(&["-H", &bearer], url),
         "403",

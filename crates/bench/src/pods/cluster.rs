@@ -11,13 +11,14 @@
 //! stops; then what a crash could leave is removed by force (runc containers, the pods'
 //! cgroups, mounts under the data directory); then the namespace and the directory go.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+use crate::cleanup::ip;
 use cox_cri::v1;
 use cox_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -179,39 +180,7 @@ impl Cluster {
     /// under the directory. Nothing is left when the pods were removed through the API; this
     /// is for a benchmark that failed half-way.
     fn force_clean(&self) {
-        let root = self.data_dir().join("agent/runtime");
-        let runc = root.join("runc");
-        let listed = Command::new("runc")
-            .arg("--root")
-            .arg(&runc)
-            .args(["list", "-q"])
-            .output();
-        for id in listed
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-            .lines()
-        {
-            let _ = Command::new("runc")
-                .arg("--root")
-                .arg(&runc)
-                .args(["delete", "--force", id])
-                .output();
-        }
-        for parent in recorded_cgroups(&root.join("pods")) {
-            remove_cgroup(&parent);
-        }
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let dir = self.dir.path().display().to_string();
-        let mut points: Vec<&str> = info
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|p| p.starts_with(&dir))
-            .collect();
-        // Deepest first: a mount inside another goes before it.
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for point in points {
-            let _ = Command::new("umount").args(["-l", point]).output();
-        }
+        crate::cleanup::force_clean(&self.data_dir().join("agent/runtime"), self.dir.path());
     }
 }
 
@@ -331,58 +300,4 @@ async fn remove_sandboxes(cri_endpoint: &str) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// The cgroup parents of the pods the runtime recorded (`pods/*/sandbox.json`).
-fn recorded_cgroups(pods: &Path) -> Vec<String> {
-    let mut parents = BTreeSet::new();
-    for entry in std::fs::read_dir(pods).into_iter().flatten().flatten() {
-        let Ok(record) = std::fs::read(entry.path().join("sandbox.json")) else {
-            continue;
-        };
-        let Ok(record) = serde_json::from_slice::<serde_json::Value>(&record) else {
-            continue;
-        };
-        if let Some(parent) = record["cgroup_parent"].as_str() {
-            parents.insert(parent.to_string());
-        }
-    }
-    parents.into_iter().collect()
-}
-
-/// Kills what is left in a pod's cgroup, in every hierarchy, and removes it.
-fn remove_cgroup(parent: &str) {
-    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let dir = hierarchy.path().join(parent.trim_start_matches('/'));
-        if dir.is_dir() {
-            let _ = Command::new("sh")
-                .arg("-c")
-                .arg(
-                    "find \"$1\" -name cgroup.procs -exec cat {} + | xargs -r kill -9; \
-                     sleep 0.2; find \"$1\" -depth -type d -exec rmdir {} + 2>/dev/null",
-                )
-                .arg("sh")
-                .arg(&dir)
-                .output();
-        }
-    }
-}
-
-fn ip(args: &[&str]) -> Result<()> {
-    let output = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running ip")?;
-    if !output.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(())
 }

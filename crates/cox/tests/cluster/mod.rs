@@ -389,6 +389,15 @@ impl Cluster {
     }
 }
 
+/// Waits until `check` holds, polling; fails the test after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Moves the calling thread (only) into network namespace `name`, so that sockets it opens
 /// reach the cluster's 127.0.0.1.
 pub fn enter_netns(name: &str) {
@@ -443,68 +452,9 @@ impl Cluster {
             .output();
     }
 
-    /// After the server stopped: containers runc still knows, and the pods' cgroups.
+    /// After the server stopped: containers runc still knows, the pods' cgroups, mounts.
     fn force_clean(&self) {
-        let root = self.data_dir().join("agent/runtime");
-        let runc = root.join("runc");
-        let listed = Command::new("runc")
-            .arg("--root")
-            .arg(&runc)
-            .args(["list", "-q"])
-            .output();
-        for id in listed
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-            .lines()
-        {
-            let _ = Command::new("runc")
-                .arg("--root")
-                .arg(&runc)
-                .args(["delete", "--force", id])
-                .output();
-        }
-        // Pod cgroups the runtime recorded: kill what is left in them, then remove them.
-        for entry in std::fs::read_dir(root.join("pods"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let Ok(record) = std::fs::read(entry.path().join("sandbox.json")) else {
-                continue;
-            };
-            let Ok(record) = serde_json::from_slice::<serde_json::Value>(&record) else {
-                continue;
-            };
-            let Some(parent) = record["cgroup_parent"].as_str() else {
-                continue;
-            };
-            for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                let dir = hierarchy.path().join(parent.trim_start_matches('/'));
-                if dir.is_dir() {
-                    let _ = Command::new("sh")
-                        .arg("-c")
-                        .arg("find \"$1\" -name cgroup.procs -exec cat {} + | xargs -r kill -9; sleep 0.2; find \"$1\" -depth -type d -exec rmdir {} + 2>/dev/null")
-                        .arg("sh")
-                        .arg(&dir)
-                        .output();
-                }
-            }
-        }
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let dir = self.dir.path().display().to_string();
-        let mut points: Vec<&str> = info
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|p| p.starts_with(&dir))
-            .collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for point in points {
-            let _ = Command::new("umount").args(["-l", point]).output();
-        }
+        cox_bench::cleanup::force_clean(&self.data_dir().join("agent/runtime"), self.dir.path());
     }
 }
 
