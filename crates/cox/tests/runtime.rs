@@ -1,7 +1,8 @@
 //! The container runtime end to end, as a user drives it: `cox images import`, `cox runtime`,
 //! and `cox crictl` (runp, create, start, exec, logs, stop, rm), with real runc, overlayfs and
 //! CNI inside a network namespace of the test's own. Each flow runs twice: against `cox runtime`
-//! and against Debian's containerd, the reference, driven by the same `cox crictl` commands.
+//! and against Debian's containerd, the reference, driven by the same `cox crictl` commands;
+//! the main flows run a third time with `cox runtime` driving crun instead of runc.
 
 mod node;
 
@@ -23,8 +24,18 @@ fn nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind_conta
 }
 
 #[test]
+fn nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind_crun() {
+    nginx_serves_on_the_pod_ip_with_exec_and_logs_and_leaves_nothing_behind(Backend::CoxCrun);
+}
+
+#[test]
 fn a_memory_limit_kills_an_over_allocating_container_as_oomkilled_cox() {
     a_memory_limit_kills_an_over_allocating_container_as_oomkilled(Backend::Cox);
+}
+
+#[test]
+fn a_memory_limit_kills_an_over_allocating_container_as_oomkilled_crun() {
+    a_memory_limit_kills_an_over_allocating_container_as_oomkilled(Backend::CoxCrun);
 }
 
 #[test]
@@ -35,6 +46,11 @@ fn a_memory_limit_kills_an_over_allocating_container_as_oomkilled_containerd() {
 #[test]
 fn containers_keep_running_across_a_runtime_crash_and_are_listed_after_restart_cox() {
     containers_keep_running_across_a_runtime_crash_and_are_listed_after_restart(Backend::Cox);
+}
+
+#[test]
+fn containers_keep_running_across_a_runtime_crash_and_are_listed_after_restart_crun() {
+    containers_keep_running_across_a_runtime_crash_and_are_listed_after_restart(Backend::CoxCrun);
 }
 
 #[test]
@@ -373,7 +389,7 @@ fn bad_input_gets_clear_errors_and_leaves_nothing_behind(backend: Backend) {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("nosuchcontainer"));
 
-    if backend == Backend::Cox {
+    if backend.is_cox() {
         truncated_archives_do_not_import(&node);
     }
 

@@ -121,7 +121,7 @@ fn exec_streams(backend: Backend) {
     // A client that half-closes after its request (HTTP/1.0, `nc -N`) still gets the answer:
     // over v5 the half-close reaches the pod, which answers and closes. (Our runtime speaks
     // v5; containerd's stream server does not, so there the close ends the stream.)
-    if matches!(backend, Backend::Cox) {
+    if backend.is_cox() {
         let netns = node.netns.clone();
         let answer = std::thread::spawn(move || -> std::io::Result<String> {
             use std::io::{Read, Write};

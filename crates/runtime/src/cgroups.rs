@@ -166,6 +166,46 @@ pub fn remove(cgroup: &str) -> Result<(), String> {
     }
 }
 
+/// On a hybrid layout (cgroup v1 hierarchies beside a cgroup v2 one at `unified`), binds every
+/// controller the v2 hierarchy still holds to a v1 hierarchy of its own at
+/// `/sys/fs/cgroup/<controller>`, as systemd's hybrid layout has it, and returns the ones it
+/// bound. crun refuses to run on a hybrid layout whose v2 hierarchy holds controllers ("cgroups
+/// in hybrid mode not supported, drop all controllers from cgroupv2"); these machines leave
+/// `hugetlb` there. runc does not care, so only the crun path calls this. The mounts stay: they
+/// are the host's layout from then on, as if its init had made them.
+pub fn bind_unified_controllers_to_v1() -> Result<Vec<String>, String> {
+    let unified = Path::new(ROOT).join("unified");
+    let Ok(held) = fs::read_to_string(unified.join("cgroup.controllers")) else {
+        // Not a hybrid layout: nothing to do.
+        return Ok(Vec::new());
+    };
+    let mut bound = Vec::new();
+    for controller in held.split_whitespace() {
+        let target = Path::new(ROOT).join(controller);
+        fs::create_dir_all(&target).map_err(|e| format!("creating {}: {e}", target.display()))?;
+        rustix::mount::mount(
+            "cgroup",
+            &target,
+            "cgroup",
+            rustix::mount::MountFlags::empty(),
+            Some(
+                std::ffi::CString::new(controller)
+                    .map_err(|e| e.to_string())?
+                    .as_c_str(),
+            ),
+        )
+        .map_err(|e| {
+            format!(
+                "binding the {controller} controller to a cgroup v1 hierarchy at {}: {e} \
+                 (it must not be enabled in any cgroup v2 subtree)",
+                target.display()
+            )
+        })?;
+        bound.push(controller.to_owned());
+    }
+    Ok(bound)
+}
+
 /// cgroup directories are removed with rmdir, children first (their files are virtual).
 fn remove_tree(dir: &Path) -> std::io::Result<()> {
     for entry in fs::read_dir(dir)? {

@@ -70,6 +70,15 @@ impl RuntimeConfig {
     pub fn socket(&self) -> PathBuf {
         self.root.join("cri.sock")
     }
+
+    /// Whether the OCI runtime is crun (by its file name), which needs a cgroup layout runc
+    /// does not.
+    pub fn is_crun(&self) -> bool {
+        self.runc
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.starts_with("crun"))
+    }
 }
 
 /// Errors the CRI service turns into gRPC statuses.
@@ -170,6 +179,16 @@ impl Runtime {
             fs::create_dir_all(config.root.join(dir))?;
         }
         let images = ImageStore::open(config.root.join("images"))?;
+        if config.is_crun() {
+            match crate::cgroups::bind_unified_controllers_to_v1() {
+                Ok(bound) if !bound.is_empty() => tracing::info!(
+                    ?bound,
+                    "bound the cgroup v2 hierarchy's controllers to v1 hierarchies, as crun needs"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "crun will refuse this cgroup layout"),
+            }
+        }
         let runtime = Runtime {
             sandboxes: Mutex::new(load_records(&config.root.join("pods"), "sandbox.json")?),
             containers: Mutex::new(load_records(

@@ -31,15 +31,30 @@ pub use images::images_dir;
 pub enum Backend {
     /// `cox runtime`, ours.
     Cox,
+    /// `cox runtime` running its containers with crun instead of runc.
+    CoxCrun,
     /// Debian's containerd with its CRI plugin, the reference.
     Containerd,
 }
 
 impl Backend {
+    /// The OCI runtime binary the backend runs containers with.
+    pub fn oci(self) -> &'static str {
+        match self {
+            Backend::CoxCrun => "crun",
+            Backend::Cox | Backend::Containerd => "runc",
+        }
+    }
+
+    /// Whether this is `cox runtime` (with either OCI runtime).
+    pub fn is_cox(self) -> bool {
+        matches!(self, Backend::Cox | Backend::CoxCrun)
+    }
+
     /// The start of every pod IP the backend's network config hands out.
     pub fn pod_ip_prefix(self) -> &'static str {
         match self {
-            Backend::Cox => "10.88.0.",
+            Backend::Cox | Backend::CoxCrun => "10.88.0.",
             Backend::Containerd => "10.89.0.",
         }
     }
@@ -49,6 +64,7 @@ impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Backend::Cox => "cox runtime",
+            Backend::CoxCrun => "cox runtime (crun)",
             Backend::Containerd => "containerd",
         })
     }
@@ -92,7 +108,7 @@ impl Node {
         run(Command::new("ip").args(["-n", &node.netns, "link", "set", "lo", "up"]));
         let images = images_dir();
         match backend {
-            Backend::Cox => {
+            Backend::Cox | Backend::CoxCrun => {
                 let mut import = Command::new(COX);
                 import
                     .args(["images", "--data-dir"])
@@ -139,7 +155,7 @@ impl Node {
 
     pub fn socket(&self) -> PathBuf {
         match self.backend {
-            Backend::Cox => self.root().join("cri.sock"),
+            Backend::Cox | Backend::CoxCrun => self.root().join("cri.sock"),
             Backend::Containerd => self.containerd().socket(),
         }
     }
@@ -147,7 +163,7 @@ impl Node {
     /// The runc root the runtime's containers are in.
     pub fn runc_root(&self) -> PathBuf {
         match self.backend {
-            Backend::Cox => self.root().join("runc"),
+            Backend::Cox | Backend::CoxCrun => self.root().join("runc"),
             Backend::Containerd => self.containerd().runc_root(),
         }
     }
@@ -156,7 +172,9 @@ impl Node {
     pub fn pod_cgroup(&self, pod: &str) -> PathBuf {
         let memory = Path::new("/sys/fs/cgroup/memory");
         match self.backend {
-            Backend::Cox => memory.join("cox").join(format!("pod-{}", &pod[..16])),
+            Backend::Cox | Backend::CoxCrun => {
+                memory.join("cox").join(format!("pod-{}", &pod[..16]))
+            }
             // containerd puts every container, sandboxes too, at /NAMESPACE/ID.
             Backend::Containerd => memory.join("k8s.io").join(pod),
         }
@@ -165,7 +183,7 @@ impl Node {
     /// The runtime's directories for a pod, present while the pod exists.
     pub fn pod_dirs(&self, pod: &str) -> Vec<PathBuf> {
         match self.backend {
-            Backend::Cox => vec![self.root().join("pods").join(pod)],
+            Backend::Cox | Backend::CoxCrun => vec![self.root().join("pods").join(pod)],
             Backend::Containerd => self.containerd().pod_dirs(pod),
         }
     }
@@ -193,11 +211,11 @@ impl Node {
         let mut command = Command::new("nsenter");
         command.arg(format!("--net=/var/run/netns/{}", self.netns));
         match self.backend {
-            Backend::Cox => {
+            Backend::Cox | Backend::CoxCrun => {
                 command
                     .args([COX, "runtime", "--data-dir"])
                     .arg(self.data_dir())
-                    .args(["--pod-cidr", "10.88.0.0/24"])
+                    .args(["--pod-cidr", "10.88.0.0/24", "--runc", self.backend.oci()])
                     .args(flags);
             }
             Backend::Containerd => {
@@ -347,9 +365,9 @@ impl Node {
             .collect()
     }
 
-    /// runc containers the runtime's runc root still holds.
+    /// Containers the runtime's runc (or crun) root still holds.
     pub fn runc_containers(&self) -> Vec<String> {
-        let output = Command::new("runc")
+        let output = Command::new(self.backend.oci())
             .arg("--root")
             .arg(self.runc_root())
             .args(["list", "-q"])
@@ -373,7 +391,7 @@ impl Drop for Node {
             self.containerd().kill_shims();
         }
         for id in self.runc_containers() {
-            let _ = Command::new("runc")
+            let _ = Command::new(self.backend.oci())
                 .arg("--root")
                 .arg(self.runc_root())
                 .args(["delete", "--force", &id])
