@@ -233,6 +233,7 @@ impl Bench {
                 net_ns: Some(&net),
                 uts_ns: None,
                 ipc_ns: None,
+                pid_ns: None,
                 etc_files: Vec::new(),
                 host_pid: false,
             };
@@ -383,7 +384,17 @@ async fn drive_cri(
                 attempt: 0,
             }),
             hostname: format!("bench-{i}"),
-            linux: Some(v1::LinuxPodSandboxConfig::default()),
+            // As the kubelet asks for a pod that does not share its process namespace.
+            linux: Some(v1::LinuxPodSandboxConfig {
+                security_context: Some(v1::LinuxSandboxSecurityContext {
+                    namespace_options: Some(v1::NamespaceOption {
+                        pid: v1::NamespaceMode::Container as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let container_config = v1::ContainerConfig {

@@ -33,6 +33,10 @@ enum Command {
     /// One container's shim (started by the runtime, not by hand).
     #[command(hide = true)]
     Shim(runtime::ShimArgs),
+    /// The first process of a pod's shared pid namespace (started by the runtime, not by
+    /// hand): writes its pid to the file named, then reaps orphans.
+    #[command(hide = true)]
+    Pause { pid_file: std::path::PathBuf },
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,6 +61,7 @@ fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         // The shim needs no async runtime: it stays small and single-purpose.
         Command::Shim(args) => std::process::exit(runtime::shim(args)),
+        Command::Pause { pid_file } => Ok(cox_runtime::pause::run(&pid_file)?),
         Command::Images(args) => runtime::images(args),
         Command::Server(args) => block_on(server::run(args)),
         Command::Bench(args) => block_on(bench::run(args)),

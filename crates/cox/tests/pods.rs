@@ -664,6 +664,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: with-sidecar}
 spec:
+  shareProcessNamespace: true
   initContainers:
   - name: web
     image: busybox:1.36
@@ -776,6 +777,21 @@ spec:
         "{listed}"
     );
     assert_eq!(cluster.ok(&["logs", "with-sidecar", "-c", "web"]), "");
+    // The pod shares its process namespace: the app sees its sidecar's server.
+    let processes = cluster.ok(&[
+        "exec",
+        "with-sidecar",
+        "-c",
+        "app",
+        "--",
+        "ps",
+        "-o",
+        "args",
+    ]);
+    assert!(
+        processes.contains("httpd -f -p 8080"),
+        "the sidecar's process is not visible to the app:\n{processes}"
+    );
 
     // Every pod has its ServiceAccount's credentials, and the token is the account's.
     let credentials = "/var/run/secrets/kubernetes.io/serviceaccount";

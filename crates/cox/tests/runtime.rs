@@ -421,3 +421,106 @@ fn truncated_archives_do_not_import(node: &Node) {
         .count();
     assert_eq!(staging, 0, "nothing left in staging");
 }
+
+#[test]
+fn containers_of_a_pod_sharing_its_pid_namespace_see_and_signal_each_other_cox() {
+    containers_of_a_pod_sharing_its_pid_namespace_see_and_signal_each_other(Backend::Cox);
+}
+
+#[test]
+fn containers_of_a_pod_sharing_its_pid_namespace_see_and_signal_each_other_containerd() {
+    containers_of_a_pod_sharing_its_pid_namespace_see_and_signal_each_other(Backend::Containerd);
+}
+
+/// `NamespaceMode::POD` for pid (Kubernetes' `shareProcessNamespace`): the pod's containers
+/// share one pid namespace, whose first process is not theirs; one container sees and signals
+/// another's processes; stopping the pod ends everything in the namespace.
+fn containers_of_a_pod_sharing_its_pid_namespace_see_and_signal_each_other(backend: Backend) {
+    let node = Node::start(backend);
+    let pod_config = node.config_file(
+        "shared-pod.json",
+        &json!({
+            "metadata": {"name": "shared", "namespace": "default", "uid": "uid-shared"},
+            "hostname": "shared",
+            "log_directory": node.logs().join("shared"),
+            "linux": {"security_context": {"namespace_options": {"pid": 0}}}
+        }),
+    );
+    let pod = node.crictl(&["runp", &pod_config]).trim().to_string();
+    let container = |name: &str, seconds: u32| {
+        start_container(
+            &node,
+            &pod,
+            &pod_config,
+            name,
+            json!({
+                "metadata": {"name": name},
+                "image": {"image": "busybox:1.36"},
+                "command": ["sleep", seconds.to_string()],
+                "linux": {"security_context": {"namespace_options": {"pid": 0}}},
+            }),
+        )
+    };
+    let sleeper = container("sleeper", 3601);
+    let looker = container("looker", 3602);
+
+    let ps = node.crictl(&["exec", &looker, "ps", "-o", "pid,args"]);
+    let pid_of = |args: &str| {
+        ps.lines()
+            .find(|line| line.trim_end().ends_with(args))
+            .and_then(|line| line.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no process {args:?} in the shared namespace:\n{ps}"))
+            .to_string()
+    };
+    let sleeper_pid = pid_of("sleep 3601");
+    let looker_pid = pid_of("sleep 3602");
+    assert!(
+        sleeper_pid != "1" && looker_pid != "1",
+        "the namespace's first process is neither container's:\n{ps}"
+    );
+
+    // One container ends the other's process.
+    node.crictl(&["exec", &looker, "kill", &sleeper_pid]);
+    wait_for("the signalled container to exit", || {
+        inspect(&node, &sleeper)["status"]["state"] == json!("CONTAINER_EXITED")
+    });
+    assert_eq!(
+        inspect(&node, &looker)["status"]["state"],
+        json!("CONTAINER_RUNNING")
+    );
+
+    // A container that asks for a pid namespace of its own does not see the others.
+    let alone = start_container(
+        &node,
+        &pod,
+        &pod_config,
+        "alone",
+        json!({
+            "metadata": {"name": "alone"},
+            "image": {"image": "busybox:1.36"},
+            "command": ["sleep", "3603"],
+            "linux": {"security_context": {"namespace_options": {"pid": node::PID_PER_CONTAINER}}},
+        }),
+    );
+    let own = node.crictl(&["exec", &alone, "ps", "-o", "pid,args"]);
+    assert!(
+        !own.contains("sleep 3602"),
+        "a container with its own pid namespace sees the pod's:\n{own}"
+    );
+
+    node.crictl(&["stopp", &pod]);
+    let stray = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 360[12]"])
+        .output()
+        .expect("pgrep");
+    assert!(
+        String::from_utf8_lossy(&stray.stdout).trim().is_empty(),
+        "processes of the shared namespace outlived the pod"
+    );
+    node.crictl(&["rmp", &pod]);
+    assert!(node.mounts().is_empty(), "mounts left: {:?}", node.mounts());
+    assert!(node.runc_containers().is_empty(), "runc containers left");
+    for dir in node.pod_dirs(&pod) {
+        assert!(!dir.exists(), "pod directory {} left behind", dir.display());
+    }
+}

@@ -158,8 +158,7 @@ impl Runtime {
     ) -> Result<()> {
         let paths = self.pod_paths(sandbox);
         // The container's own namespace options decide, as the CRI says; the pod's are the
-        // fallback. POD mode (a pid namespace shared by the pod's containers) is not
-        // supported yet: such containers get their own, as CONTAINER mode does.
+        // fallback. POD mode joins the pod's shared pid namespace, when the pod made one.
         let pod_options = sandbox
             .config
             .linux
@@ -174,10 +173,12 @@ impl Runtime {
             .and_then(|s| s.namespace_options.as_ref())
             .or(pod_options);
         let host_pid = options.is_some_and(|o| o.pid == v1::NamespaceMode::Node as i32);
+        let pod_pid = options.is_none_or(|o| o.pid == v1::NamespaceMode::Pod as i32);
         let context = PodContext {
             net_ns: paths.net.as_deref(),
             uts_ns: Some(&paths.uts),
             ipc_ns: Some(&paths.ipc),
+            pid_ns: paths.pid.as_deref().filter(|_| pod_pid),
             etc_files: vec![
                 ("/etc/resolv.conf", paths.resolv.as_path()),
                 ("/etc/hosts", paths.hosts.as_path()),

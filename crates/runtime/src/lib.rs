@@ -13,6 +13,7 @@ pub mod container;
 pub mod digest;
 pub mod images;
 pub mod logs;
+pub mod pause;
 pub mod pull;
 pub mod runtime;
 pub mod sandbox;

@@ -135,6 +135,10 @@ pub struct SandboxRecord {
     pub cgroup_parent: String,
     pub host_network: bool,
     pub runtime_handler: String,
+    /// The process holding the pod's shared pid namespace (`NamespaceMode::POD`); 0 when the
+    /// pod has none.
+    #[serde(default)]
+    pub pause_pid: i32,
 }
 
 /// A container as recorded on disk.

@@ -1,9 +1,10 @@
 //! Pod sandboxes: the namespaces a pod's containers share, its network, and its files.
 //!
-//! A sandbox needs no process of its own. Its network, UTS and IPC namespaces are kept alive by
-//! bind mounts on files in the pod's directory (made by util-linux's `unshare`, which also sets
-//! the hostname inside the new UTS namespace); containers join them by path. Networking comes
-//! from CNI (see [`crate::cni`]).
+//! A sandbox needs no process of its own, unless its containers share a pid namespace. Its
+//! network, UTS and IPC namespaces are kept alive by bind mounts on files in the pod's directory
+//! (made by util-linux's `unshare`, which also sets the hostname inside the new UTS namespace);
+//! containers join them by path. A shared pid namespace needs a live first process: see
+//! [`crate::pause`]. Networking comes from CNI (see [`crate::cni`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ use crate::teardown;
 
 /// `NamespaceMode::NODE`: share the host's namespace.
 const NODE: i32 = v1::NamespaceMode::Node as i32;
+/// `NamespaceMode::POD`: one namespace for the pod's containers (the CRI's default).
+const POD: i32 = v1::NamespaceMode::Pod as i32;
 
 impl Runtime {
     /// `RunPodSandbox`: creates the namespaces, connects the network, writes the pod's files.
@@ -55,6 +58,8 @@ impl Runtime {
             .and_then(|l| l.security_context.as_ref())
             .and_then(|s| s.namespace_options.as_ref());
         let host_network = options.is_some_and(|o| o.network == NODE);
+        // No options at all is POD mode for pid too, as the CRI's zero value says.
+        let shared_pid = options.is_none_or(|o| o.pid == POD);
         let ports: Vec<PortMapping> = config
             .port_mappings
             .iter()
@@ -88,8 +93,9 @@ impl Runtime {
             cgroup_parent,
             host_network,
             runtime_handler: handler.to_string(),
+            pause_pid: 0,
         };
-        match self.set_up_sandbox(&dir, &mut record) {
+        match self.set_up_sandbox(&dir, &mut record, shared_pid) {
             Ok(()) => {
                 record.state = v1::PodSandboxState::SandboxReady as i32;
                 save(&dir.join("sandbox.json"), &record)?;
@@ -97,6 +103,7 @@ impl Runtime {
                 Ok(id)
             }
             Err(e) => {
+                self.stop_pause(&record);
                 self.tear_down_network(&record);
                 teardown::remove_dir_carefully(&dir);
                 Err(e)
@@ -104,7 +111,12 @@ impl Runtime {
         }
     }
 
-    fn set_up_sandbox(&self, dir: &Path, record: &mut SandboxRecord) -> Result<()> {
+    fn set_up_sandbox(
+        &self,
+        dir: &Path,
+        record: &mut SandboxRecord,
+        shared_pid: bool,
+    ) -> Result<()> {
         let hostname = hostname_of(&record.config);
         let ns = dir.join("ns");
         let mut unshare = Command::new("unshare");
@@ -125,6 +137,14 @@ impl Runtime {
                 "creating the pod's namespaces: {}",
                 String::from_utf8_lossy(&output.stderr).trim()
             )));
+        }
+        if shared_pid {
+            fs::write(ns.join("pid"), b"")?;
+            record.pause_pid =
+                crate::pause::start(&self.config.shim, &ns.join("pid"), &dir.join("pause.pid"))
+                    .map_err(|e| {
+                        RuntimeError::Internal(format!("creating the pod's pid namespace: {e}"))
+                    })?;
         }
         fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
         fs::write(
@@ -159,11 +179,18 @@ impl Runtime {
         {
             tracing::warn!(sandbox = %record.id, error = %e, "CNI DEL failed");
         }
-        for kind in ["net", "uts", "ipc"] {
+        for kind in ["net", "uts", "ipc", "pid"] {
             let path = self.pod_dir(&record.id).join("ns").join(kind);
             if let Err(e) = teardown::unmount(&path) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot unmount namespace");
             }
+        }
+    }
+
+    /// Ends the process holding the pod's pid namespace, and so every process left in it.
+    fn stop_pause(&self, record: &SandboxRecord) {
+        if record.pause_pid > 0 {
+            crate::pause::stop(record.pause_pid, &self.pod_dir(&record.id).join("ns/pid"));
         }
     }
 
@@ -182,6 +209,7 @@ impl Runtime {
         }
         let mut record = lock(&sandbox);
         if record.state == v1::PodSandboxState::SandboxReady as i32 {
+            self.stop_pause(&record);
             self.tear_down_network(&record);
             record.state = v1::PodSandboxState::SandboxNotready as i32;
             save(&self.pod_dir(&record.id).join("sandbox.json"), &*record)?;
@@ -305,6 +333,7 @@ impl Runtime {
             net: (!record.host_network).then(|| dir.join("ns/net")),
             uts: dir.join("ns/uts"),
             ipc: dir.join("ns/ipc"),
+            pid: (record.pause_pid > 0).then(|| dir.join("ns/pid")),
             resolv: dir.join("resolv.conf"),
             hosts: dir.join("hosts"),
             hostname: dir.join("hostname"),
@@ -318,6 +347,8 @@ pub(crate) struct PodPaths {
     pub net: Option<PathBuf>,
     pub uts: PathBuf,
     pub ipc: PathBuf,
+    /// The shared pid namespace, for a pod in `NamespaceMode::POD`.
+    pub pid: Option<PathBuf>,
     pub resolv: PathBuf,
     pub hosts: PathBuf,
     pub hostname: PathBuf,

@@ -101,6 +101,8 @@ pub struct PodContext<'a> {
     pub net_ns: Option<&'a Path>,
     pub uts_ns: Option<&'a Path>,
     pub ipc_ns: Option<&'a Path>,
+    /// The pod's shared pid namespace to join; `None`: one of the container's own.
+    pub pid_ns: Option<&'a Path>,
     /// Files bind-mounted at /etc/resolv.conf, /etc/hosts, /etc/hostname unless the container
     /// mounts its own.
     pub etc_files: Vec<(&'static str, &'a Path)>,
@@ -349,7 +351,10 @@ pub fn generate(
 
     let mut namespaces = vec![json!({"type": "mount"})];
     if !pod.host_pid {
-        namespaces.push(json!({"type": "pid"}));
+        namespaces.push(match pod.pid_ns {
+            Some(path) => json!({"type": "pid", "path": path}),
+            None => json!({"type": "pid"}),
+        });
     }
     for (kind, path) in [
         ("network", pod.net_ns),
