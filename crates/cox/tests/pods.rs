@@ -121,8 +121,36 @@ fn kubectl_run_gives_a_running_pod_that_serves_restarts_and_goes_away() {
         "3"
     );
 
+    // A command the image lacks fails at start, as upstream reports it: the last state is
+    // terminated with reason StartError and exit code 128, the container waits to be retried.
+    cluster.ok(&[
+        "run",
+        "no-command",
+        "--image=busybox:1.36",
+        "--command",
+        "--",
+        "/no/such/binary",
+    ]);
+    wait_until("the start error", Duration::from_secs(60), || {
+        jsonpath(
+            &cluster,
+            "pod/no-command",
+            "{.status.containerStatuses[0].lastState.terminated.reason}",
+        ) == "StartError"
+    });
+    let status = jsonpath(
+        &cluster,
+        "pod/no-command",
+        "{.status.containerStatuses[0].lastState.terminated.exitCode} \
+         {.status.containerStatuses[0].state.waiting.reason}",
+    );
+    assert!(
+        status == "128 RunContainerError" || status == "128 CrashLoopBackOff",
+        "{status}"
+    );
+
     // Deleting pods removes them from the runtime.
-    let deleted = cluster.kubectl(&["delete", "pod", "my-nginx", "crasher"]);
+    let deleted = cluster.kubectl(&["delete", "pod", "my-nginx", "crasher", "no-command"]);
     assert!(deleted.status.success());
     wait_until("the sandboxes to go", Duration::from_secs(30), || {
         cluster.sandboxes().trim().is_empty()

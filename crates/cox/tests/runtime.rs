@@ -359,23 +359,37 @@ fn bad_input_gets_clear_errors_and_leaves_nothing_behind(backend: Backend) {
         "missing-command.json",
         &json!({"metadata": {"name": "y"}, "image": {"image": "busybox:1.36"}, "command": ["/no/such/binary"]}),
     );
-    let output = node.crictl_output(&["create", &pod, &missing_command, &pod_config]);
-    let failed_at_create = !output.status.success();
-    let message = if failed_at_create {
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    } else {
-        let id = String::from_utf8_lossy(&output.stdout).trim().to_string();
-        let started = node.crictl_output(&["start", &id]);
-        assert!(
-            !started.status.success(),
-            "starting a missing binary must fail"
-        );
-        String::from_utf8_lossy(&started.stderr).into_owned()
-    };
+    // Created, then refused at start; the container is left exited with reason StartError
+    // and exit code 128, so that the kubelet reports what upstream reports.
+    let id = node
+        .crictl(&["create", &pod, &missing_command, &pod_config])
+        .trim()
+        .to_string();
+    let started = node.crictl_output(&["start", &id]);
+    assert!(
+        !started.status.success(),
+        "starting a missing binary must fail"
+    );
+    let message = String::from_utf8_lossy(&started.stderr);
     assert!(
         message.contains("/no/such/binary"),
         "the error names the command: {message}"
     );
+    let status = inspect(&node, &id);
+    assert_eq!(
+        status["status"]["state"],
+        json!("CONTAINER_EXITED"),
+        "{status}"
+    );
+    assert_eq!(status["status"]["reason"], json!("StartError"), "{status}");
+    assert_eq!(status["status"]["exitCode"].as_i64(), Some(128), "{status}");
+    assert!(
+        status["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/no/such/binary")),
+        "{status}"
+    );
+    node.crictl(&["rm", &id]);
 
     let no_metadata = node.config_file(
         "no-metadata.json",

@@ -90,15 +90,29 @@ impl Runtime {
             stop_signal: image.config.config.stop_signal.clone(),
             cgroups_path: format!("{}/{}", sandbox.cgroup_parent, &id),
             config,
+            start_error: None,
         };
         let created = fs::create_dir_all(&dir)
             .map_err(RuntimeError::from)
             .and_then(|()| self.mount_rootfs(&dir, &image))
             .and_then(|()| self.write_bundle(&dir, &record, &sandbox, &image))
-            .and_then(|()| self.start_shim(&dir, &record));
+            .and_then(|()| match self.start_shim(&dir, &record) {
+                Ok(pid) => Ok((pid, None)),
+                // runc makes the process at create; containerd only at start, so a command
+                // missing from the image is a start error there. Kept for StartContainer.
+                Err(StartShimError::NoCommand(message)) => {
+                    self.runc(&["delete", "--force", &id]).ok();
+                    Ok((0, Some(message)))
+                }
+                Err(StartShimError::Runtime(e)) => Err(e),
+            });
         match created {
-            Ok(pid) => {
-                let record = ContainerRecord { pid, ..record };
+            Ok((pid, start_error)) => {
+                let record = ContainerRecord {
+                    pid,
+                    start_error,
+                    ..record
+                };
                 save(&dir.join("container.json"), &record)?;
                 lock(&self.containers).insert(id.clone(), Arc::new(Mutex::new(record)));
                 Ok(id)
@@ -206,7 +220,11 @@ impl Runtime {
     }
 
     /// Starts the container's shim and waits for its word on `runc create`.
-    fn start_shim(&self, dir: &Path, record: &ContainerRecord) -> Result<i32> {
+    fn start_shim(
+        &self,
+        dir: &Path,
+        record: &ContainerRecord,
+    ) -> std::result::Result<i32, StartShimError> {
         let mut command = Command::new(&self.config.shim);
         command
             .arg("shim")
@@ -236,7 +254,7 @@ impl Runtime {
         }
         // Its own process group, so signals meant for the runtime's group don't reach it.
         use std::os::unix::process::CommandExt;
-        let shim_log = fs::File::create(dir.join("shim.log"))?;
+        let shim_log = fs::File::create(dir.join("shim.log")).map_err(RuntimeError::from)?;
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -251,7 +269,9 @@ impl Runtime {
             })?;
         let mut line = String::new();
         if let Some(stdout) = child.stdout.take() {
-            BufReader::new(stdout).read_line(&mut line)?;
+            BufReader::new(stdout)
+                .read_line(&mut line)
+                .map_err(RuntimeError::from)?;
         }
         let line = line.trim();
         if let Some(pid) = line.strip_prefix("created ") {
@@ -259,21 +279,16 @@ impl Runtime {
             std::thread::spawn(move || child.wait());
             return pid
                 .parse()
-                .map_err(|_| RuntimeError::Internal(format!("shim reported pid {pid:?}")));
+                .map_err(|_| RuntimeError::Internal(format!("shim reported pid {pid:?}")).into());
         }
         let _ = child.wait();
         let message = line.strip_prefix("error ").unwrap_or(line);
         if message.contains("executable file not found")
             || message.contains("no such file or directory")
         {
-            // The command does not exist in the image: the request is at fault.
-            return Err(RuntimeError::InvalidArgument(format!(
-                "creating the container: {message}"
-            )));
+            return Err(StartShimError::NoCommand(message.to_owned()));
         }
-        Err(RuntimeError::Internal(format!(
-            "creating the container: {message}"
-        )))
+        Err(RuntimeError::Internal(format!("creating the container: {message}")).into())
     }
 
     /// Runs `runc --root <ours> <args>`; returns its combined error output on failure.
@@ -305,6 +320,23 @@ impl Runtime {
         if record.started_at != 0 {
             return Err(RuntimeError::FailedPrecondition(format!(
                 "container {} was already started",
+                record.id
+            )));
+        }
+        if let Some(error) = &record.start_error {
+            // As containerd records a container whose task could not be made.
+            let exit = ExitRecord {
+                exit_code: 128,
+                finished_at: now_nanos(),
+                oom_killed: false,
+                start_error: Some(error.clone()),
+            };
+            let dir = self.container_dir(&record.id);
+            let bytes =
+                serde_json::to_vec(&exit).map_err(|e| RuntimeError::Internal(e.to_string()))?;
+            fs::write(dir.join(crate::shim::EXIT_FILE), bytes)?;
+            return Err(RuntimeError::Internal(format!(
+                "failed to start container {}: {error}",
                 record.id
             )));
         }
@@ -416,11 +448,14 @@ impl Runtime {
                 exit_code: 255,
                 finished_at: now_nanos(),
                 oom_killed: false,
+                start_error: None,
             })
         });
         let (state, finished_at, exit_code, reason) = match &exit {
             Some(exit) => {
-                let reason = if exit.oom_killed {
+                let reason = if exit.start_error.is_some() {
+                    "StartError"
+                } else if exit.oom_killed {
                     "OOMKilled"
                 } else if exit.exit_code == 0 {
                     "Completed"
@@ -455,7 +490,10 @@ impl Runtime {
             image: record.config.image.clone(),
             image_ref,
             reason: reason.to_string(),
-            message: String::new(),
+            message: exit
+                .as_ref()
+                .and_then(|exit| exit.start_error.clone())
+                .unwrap_or_default(),
             labels: record.config.labels.clone(),
             annotations: record.config.annotations.clone(),
             mounts: record.config.mounts.clone(),
@@ -752,4 +790,17 @@ fn disk_usage(dir: &Path) -> (u64, u64) {
         }
     }
     (bytes, inodes)
+}
+
+/// Why a shim could not create its container.
+enum StartShimError {
+    /// The container's command is not in the image: the error is kept for `StartContainer`.
+    NoCommand(String),
+    Runtime(RuntimeError),
+}
+
+impl From<RuntimeError> for StartShimError {
+    fn from(e: RuntimeError) -> Self {
+        StartShimError::Runtime(e)
+    }
 }

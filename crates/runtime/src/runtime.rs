@@ -157,6 +157,10 @@ pub struct ContainerRecord {
     pub log_path: String,
     pub stop_signal: String,
     pub cgroups_path: String,
+    /// Why its process could not be made (its command is not in the image): reported by
+    /// `StartContainer`, as containerd does, not by `CreateContainer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_error: Option<String>,
 }
 
 /// The runtime.

@@ -51,6 +51,9 @@ pub struct ExitRecord {
     /// Nanoseconds since the epoch.
     pub finished_at: i64,
     pub oom_killed: bool,
+    /// Why the process never ran (`StartError`), with the error; none for a process that ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_error: Option<String>,
 }
 
 /// The file a bundle's exit record is written to.
@@ -220,6 +223,7 @@ fn supervise(options: &ShimOptions) -> io::Result<()> {
         exit_code,
         finished_at: jiff::Timestamp::now().as_nanosecond() as i64,
         oom_killed: exit_code == 137 && oom_killed(bundle),
+        start_error: None,
     };
     let staged = bundle.join(".exit.json.tmp");
     fs::write(
