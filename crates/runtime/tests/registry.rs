@@ -1,7 +1,8 @@
-//! Pulls from a real registry (Debian's docker-registry, plain HTTP on loopback, started by
-//! `dev/test-registry`) with images built offline by `dev/build-images`: through the registries
-//! config, through a docker.io mirror, by index, a missing tag, a closed port, and concurrent
-//! pulls of one image.
+//! Pulls from a real registry (Debian's docker-registry on loopback, plain HTTP or HTTPS with
+//! client certificates, started by `dev/test-registry`) with images built offline by
+//! `dev/build-images`: through the registries config, over HTTPS with its CA and client
+//! certificate settings, through a docker.io mirror, by index, a missing tag, a closed port,
+//! and concurrent pulls of one image.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -58,7 +59,17 @@ struct TestRegistry {
 }
 
 impl TestRegistry {
+    /// Plain HTTP.
     fn start() -> Result<Self> {
+        Self::start_in("http")
+    }
+
+    /// HTTPS demanding a client certificate; the certificates are in `tls()`.
+    fn start_mtls() -> Result<Self> {
+        Self::start_in("mtls")
+    }
+
+    fn start_in(mode: &str) -> Result<Self> {
         let registry = TestRegistry {
             dir: tempfile::tempdir()?,
             port: free_port()?,
@@ -67,6 +78,7 @@ impl TestRegistry {
             .arg("start")
             .arg(registry.dir.path())
             .arg(registry.port.to_string())
+            .arg(mode)
             .output()
             .context("running dev/test-registry (dev/install-deps installs docker-registry)")?;
         if !output.status.success() {
@@ -80,14 +92,22 @@ impl TestRegistry {
         Ok(registry)
     }
 
+    /// The CA, server and client certificates of an mtls registry.
+    fn tls(&self) -> PathBuf {
+        self.dir.path().join("tls")
+    }
+
     /// Copies an archive from `images()` to `repository:tag` here.
     fn push(&self, archive: &str, name: &str) -> Result<()> {
-        let output = Command::new(repo_root().join("dev/test-registry"))
-            .arg("push")
+        let mut push = Command::new(repo_root().join("dev/test-registry"));
+        push.arg("push")
             .arg(images()?.join(archive))
             .arg(name)
-            .arg(self.port.to_string())
-            .output()?;
+            .arg(self.port.to_string());
+        if self.tls().is_dir() {
+            push.arg(self.dir.path());
+        }
+        let output = push.output()?;
         ensure!(
             output.status.success(),
             "pushing {archive} as {name}: {}",
@@ -236,6 +256,70 @@ mod real_registry {
                 .await?,
             1
         );
+        Ok(())
+    }
+
+    /// HTTPS with the registry's CA and a client certificate from the registries file, and
+    /// each piece missing; `insecure_skip_verify` in place of the CA.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pulls_over_https_with_the_ca_and_client_certificate_from_the_config() -> Result<()> {
+        let registry = TestRegistry::start_mtls()?;
+        registry.push("busybox.oci.tar", "library/busybox:tls")?;
+        let (host, tls) = (registry.host(), registry.tls());
+        let (ca, cert, key) = (
+            tls.join("ca.pem"),
+            tls.join("client.pem"),
+            tls.join("client.key"),
+        );
+        let config = |settings: String| {
+            registries(&format!(
+                "configs:\n  \"{host}\":\n    tls: {{{settings}}}\n"
+            ))
+        };
+        let name = format!("{host}/library/busybox:tls");
+        let attempt = |config: Registries| {
+            let name = name.clone();
+            async move {
+                let (_dir, store) = temp_store()?;
+                let record = pull(&store, &config, &reference(&name)?, None, |_| {}).await?;
+                check_busybox(&store, &record, &name)
+            }
+        };
+
+        // The registry's certificate is signed by a CA nobody trusts.
+        let refused = attempt(config(format!(
+            "cert_file: {}, key_file: {}",
+            cert.display(),
+            key.display()
+        ))?)
+        .await;
+        let message = format!("{:#}", refused.expect_err("an unknown CA must be refused"));
+        assert!(
+            message.contains(&host) && message.contains("certificate"),
+            "the error names the registry and the certificate: {message}"
+        );
+        // The CA, but no client certificate: the registry refuses the handshake.
+        let refused = attempt(config(format!("ca_file: {}", ca.display()))?).await;
+        let message = format!(
+            "{:#}",
+            refused.expect_err("a registry demanding a client certificate refuses without")
+        );
+        assert!(message.contains(&host), "{message}");
+        // Both: the pull works.
+        attempt(config(format!(
+            "ca_file: {}, cert_file: {}, key_file: {}",
+            ca.display(),
+            cert.display(),
+            key.display()
+        ))?)
+        .await?;
+        // Verification off instead of the CA.
+        attempt(config(format!(
+            "insecure_skip_verify: true, cert_file: {}, key_file: {}",
+            cert.display(),
+            key.display()
+        ))?)
+        .await?;
         Ok(())
     }
 
@@ -421,8 +505,8 @@ mod real_registry {
     }
 }
 
-/// Scripted registries for what Debian's registry cannot show without a token server and TLS:
-/// bearer and basic authentication, redirects to another host, mirrors that lack an image, and
+/// Scripted registries for what Debian's registry cannot show without a token server: bearer,
+/// identity-token and basic authentication, redirects to another host, mirrors that lack an image, and
 /// a registry that misstates a digest.
 mod scripted_registry {
     use std::net::SocketAddr;
@@ -440,9 +524,11 @@ mod scripted_registry {
     /// A request as the server saw it.
     #[derive(Debug, Clone)]
     struct Seen {
+        method: String,
         /// Path and query.
         target: String,
         authorization: Option<String>,
+        body: String,
     }
 
     struct Reply {
@@ -535,11 +621,9 @@ mod scripted_registry {
         let mut stream = BufReader::new(stream);
         let mut line = String::new();
         stream.read_line(&mut line).await?;
-        let target = line
-            .split_whitespace()
-            .nth(1)
-            .context("request line")?
-            .to_string();
+        let mut request_line = line.split_whitespace();
+        let method = request_line.next().context("request line")?.to_string();
+        let target = request_line.next().context("request line")?.to_string();
         let (mut authorization, mut length) = (None, 0usize);
         loop {
             line.clear();
@@ -555,10 +639,13 @@ mod scripted_registry {
                 _ => {}
             }
         }
-        stream.read_exact(&mut vec![0; length]).await?;
+        let mut body = vec![0; length];
+        stream.read_exact(&mut body).await?;
         let request = Seen {
+            method,
             target,
             authorization,
+            body: String::from_utf8_lossy(&body).into_owned(),
         };
         seen.lock().expect("not poisoned").push(request.clone());
         let reply = handler(&request);
@@ -722,6 +809,73 @@ mod scripted_registry {
         };
         assert!(
             message.contains(&format!("{host}: token service {host}: unauthorized (401)")),
+            "{message}"
+        );
+        Ok(())
+    }
+
+    /// An identity token from the registries file is an OAuth2 refresh token: POSTed to the
+    /// token service, which answers with the access token the pull then uses.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn identity_tokens_are_exchanged_for_access_tokens() -> Result<()> {
+        let image = Arc::new(Image::new()?);
+        let (listener, address) = Server::bind().await?;
+        let registry = Server::serve(listener, {
+            let image = Arc::clone(&image);
+            Arc::new(move |seen: &Seen| {
+                if seen.target.starts_with("/oauth") {
+                    let form: Vec<&str> = seen.body.split('&').collect();
+                    let granted = seen.method == "POST"
+                        && form.contains(&"grant_type=refresh_token")
+                        && form.contains(&"refresh_token=refresh-me")
+                        && form.contains(&"client_id=coxswain")
+                        && form.contains(&"service=scripted")
+                        && form.contains(&"scope=repository%3Ateam%2Fapp%3Apull");
+                    return match granted {
+                        true => Reply::ok("application/json", br#"{"access_token":"fresh"}"#),
+                        false => Reply::status(401, vec![]),
+                    };
+                }
+                if seen.authorization.as_deref() != Some("Bearer fresh") {
+                    let challenge =
+                        format!(r#"Bearer realm="http://{address}/oauth",service="scripted""#);
+                    return Reply::status(401, vec![("WWW-Authenticate", challenge)]);
+                }
+                image
+                    .serve("team/app", &seen.target)
+                    .unwrap_or_else(|| Reply::status(404, vec![]))
+            })
+        })?;
+        let host = registry.host();
+        let config = |token: &str| {
+            super::registries(&format!(
+                "mirrors:\n  \"{host}\":\n    endpoint: [\"http://{host}\"]\n\
+                 configs:\n  \"{host}\":\n    auth: {{identitytoken: {token}}}\n"
+            ))
+        };
+        let name = Reference::parse(&format!("{host}/team/app:v1"))?;
+        let (_dir, store) = temp_store()?;
+        let record = pull(&store, &config("refresh-me")?, &name, None, |_| {}).await?;
+        assert_eq!(
+            record.config.config.cmd.as_deref(),
+            Some(&["/hello".to_string()][..])
+        );
+        let seen = registry.seen();
+        let exchanges: Vec<&Seen> = seen
+            .iter()
+            .filter(|s| s.target.starts_with("/oauth"))
+            .collect();
+        assert_eq!(exchanges.len(), 1, "one exchange for the pull: {seen:?}");
+        assert_eq!(exchanges[0].authorization, None, "{exchanges:?}");
+
+        // A token the service does not know: refused, and said so.
+        let (_dir, store) = temp_store()?;
+        let outcome = pull(&store, &config("stale")?, &name, None, |_| {}).await;
+        let Err(ImageError::Registry(message)) = outcome else {
+            bail!("want a Registry error, got {outcome:?}");
+        };
+        assert!(
+            message.contains(&format!("token service {host}: unauthorized (401)")),
             "{message}"
         );
         Ok(())
