@@ -1,4 +1,5 @@
-//! Property tests over everything that parses client input: protobuf bodies, JSON and merge
+//! Property tests over everything that parses client input (and the protobuf encoder of
+//! answers): protobuf bodies, JSON and merge
 //! patches, strategic merge patches, label and field selectors, and the watch/field checks.
 //! Arbitrary input must give a result or an error, never a panic. This is the short fuzz run
 //! kept in CI; `PROPTEST_CASES` raises the count for a longer one.
@@ -67,6 +68,21 @@ proptest! {
         let mut body = b"k8s\0".to_vec();
         body.extend(bytes);
         let _ = cox_api::protobuf::decode(&body);
+    }
+
+    /// Whatever JSON an answer holds, encoding it gives bytes or an error; what encodes
+    /// decodes again.
+    #[test]
+    fn protobuf_encoding_never_panics(body in json_value()) {
+        let mut object = json!({"apiVersion": "v1", "kind": "Pod"});
+        if let (Some(object), Value::Object(body)) = (object.as_object_mut(), body) {
+            object.extend(body);
+            object.insert("apiVersion".into(), json!("v1"));
+            object.insert("kind".into(), json!("Pod"));
+        }
+        if let Ok(encoded) = cox_api::protobuf::encode(&object) {
+            prop_assert!(cox_api::protobuf::decode(&encoded).is_ok());
+        }
     }
 
     #[test]

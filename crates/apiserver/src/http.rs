@@ -17,6 +17,8 @@ pub type Body = BoxBody<Bytes, Infallible>;
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 pub const JSON: &str = "application/json";
+pub const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+const PROTOBUF_WATCH: &str = "application/vnd.kubernetes.protobuf;stream=watch";
 
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`] with 413.
 pub async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
@@ -212,6 +214,85 @@ pub fn splice_upgrades(
     });
 }
 
+/// Whether the client's `Accept` names protobuf before anything else it takes: JSON, a
+/// wildcard, or YAML. Forms with `as=` (Tables, aggregated discovery) are JSON answers.
+pub fn prefers_protobuf(accept: Option<&HeaderValue>) -> bool {
+    let Some(accept) = accept.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let params: Vec<&str> = parts.collect();
+        if params.iter().any(|p| p.starts_with("as=") || *p == "q=0") {
+            continue;
+        }
+        match media.as_str() {
+            PROTOBUF => return true,
+            JSON | "application/*" | "*/*" | "application/yaml" => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The answer in protobuf, for a client that prefers it: a JSON object (a `Status` error too)
+/// becomes a protobuf body, a watch's JSON lines protobuf frames. Anything without a protobuf
+/// form (no kind, or a kind without a message) stays as it was.
+pub async fn into_protobuf(response: Response<Body>, watch: bool) -> Response<Body> {
+    use futures::StreamExt;
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == JSON);
+    if !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    if watch {
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROTOBUF_WATCH),
+        );
+        let frames = http_body_util::BodyStream::new(body)
+            .map(|frame| {
+                let Ok(frame) = frame;
+                let Ok(data) = frame.into_data() else {
+                    return None;
+                };
+                let event: Value = serde_json::from_slice(&data).ok()?;
+                let kind = event["type"].as_str().unwrap_or_default();
+                match cox_api::protobuf::encode_watch_event(kind, &event["object"]) {
+                    Ok(bytes) => Some(Ok::<_, Infallible>(Frame::data(Bytes::from(bytes)))),
+                    Err(error) => {
+                        // Ending the watch makes the client list again, rather than miss
+                        // an event.
+                        tracing::warn!(%error, "a watch event has no protobuf form; ending");
+                        None
+                    }
+                }
+            })
+            .take_while(|frame| std::future::ready(frame.is_some()))
+            .filter_map(std::future::ready);
+        return Response::from_parts(parts, BodyExt::boxed(StreamBody::new(frames)));
+    }
+    let Ok(collected) = body.collect().await;
+    let bytes = collected.to_bytes();
+    let encoded = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|object| cox_api::protobuf::encode(&object).ok());
+    match encoded {
+        Some(encoded) => {
+            parts
+                .headers
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, full(encoded))
+        }
+        None => Response::from_parts(parts, full(bytes)),
+    }
+}
+
 /// True when the client asked for aggregated discovery (`as=APIGroupDiscoveryList`, v2).
 pub fn wants_aggregated_discovery(accept: Option<&HeaderValue>) -> bool {
     accept.and_then(|v| v.to_str().ok()).is_some_and(|accept| {
@@ -231,6 +312,28 @@ pub const AGGREGATED_DISCOVERY: &str =
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protobuf_is_chosen_only_when_named_first() {
+        let prefers =
+            |accept: &'static str| prefers_protobuf(Some(&HeaderValue::from_static(accept)));
+        // client-go with protobuf, and kubectl's typed creates.
+        assert!(prefers("application/vnd.kubernetes.protobuf, */*"));
+        assert!(prefers(
+            "application/vnd.kubernetes.protobuf,application/json"
+        ));
+        assert!(!prefers(
+            "application/json, application/vnd.kubernetes.protobuf"
+        ));
+        assert!(!prefers("*/*"));
+        assert!(!prefers(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+        ));
+        assert!(!prefers(
+            "application/vnd.kubernetes.protobuf;q=0,application/json"
+        ));
+        assert!(!prefers_protobuf(None));
+    }
 
     #[test]
     fn aggregated_discovery_negotiation() {

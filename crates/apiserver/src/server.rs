@@ -235,10 +235,16 @@ async fn handle(
         Route::Resource(r) => (r.verb.clone(), r.resource.clone()),
         _ => (method.as_str().to_ascii_lowercase(), String::new()),
     };
-    let response = match respond(state, cert_user, peer, route, query, request).await {
+    // A proxy's answer is the backend's, never re-encoded.
+    let protobuf = h::prefers_protobuf(request.headers().get(header::ACCEPT))
+        && !matches!(&route, Route::Resource(r) if r.subresource == "proxy");
+    let mut response = match respond(state, cert_user, peer, route, query, request).await {
         Ok(response) => response,
         Err(err) => h::error(&err),
     };
+    if protobuf {
+        response = h::into_protobuf(response, verb == "watch").await;
+    }
     let status = response.status();
     state
         .metrics

@@ -683,12 +683,13 @@ fn api_benchmark_runs() {
     assert!(report.configmaps.per_sec > 0.0 && report.rss_idle > 0 && report.rss_loaded > 0);
 }
 
-/// kubectl 1.32+ sends these typed creates as protobuf.
+/// kubectl 1.32+ sends these typed creates as protobuf, and asks for protobuf answers first:
+/// it decodes our protobuf objects and `Status` errors.
 #[test]
 fn typed_create_commands_work() {
     let cluster = Cluster::start();
     cluster.ok(&["create", "namespace", "team-b"]);
-    cluster.ok(&[
+    let created = json(&cluster.ok(&[
         "create",
         "configmap",
         "c1",
@@ -696,9 +697,47 @@ fn typed_create_commands_work() {
         "team-b",
         "--from-literal=a=b",
         "--from-literal=x=y",
-    ]);
+        "-o",
+        "json",
+    ]));
     let cm = json(&cluster.ok(&["get", "configmap", "c1", "-n", "team-b", "-o", "json"]));
     assert_eq!(cm["data"], serde_json::json!({"a": "b", "x": "y"}));
+    assert_eq!(
+        created, cm,
+        "the protobuf answer kubectl decoded is the object"
+    );
+    let again = cluster.kubectl(&["create", "configmap", "c1", "-n", "team-b"]);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr).trim(),
+        "error: failed to create configmap: configmaps \"c1\" already exists"
+    );
+    let created = json(&cluster.ok(&["create", "deployment", "pb", "--image=nginx", "-o", "json"]));
+    let stored = json(&cluster.ok(&["get", "deployment", "pb", "-o", "json"]));
+    // Go prints what it decoded, so zero values and empty structs differ in form; the values
+    // (int-or-strings, times, nested lists) must not.
+    for pointer in [
+        "/metadata/uid",
+        "/metadata/creationTimestamp",
+        "/metadata/labels",
+        "/spec/replicas",
+        "/spec/selector",
+        "/spec/strategy",
+        "/spec/progressDeadlineSeconds",
+        "/spec/revisionHistoryLimit",
+        "/spec/template/metadata/labels",
+        "/spec/template/spec/containers/0/name",
+        "/spec/template/spec/containers/0/image",
+        "/spec/template/spec/containers/0/imagePullPolicy",
+        "/spec/template/spec/terminationGracePeriodSeconds",
+        "/spec/template/spec/dnsPolicy",
+    ] {
+        assert!(stored.pointer(pointer).is_some(), "{pointer} in {stored}");
+        assert_eq!(
+            created.pointer(pointer),
+            stored.pointer(pointer),
+            "{pointer}"
+        );
+    }
     cluster.ok(&[
         "create",
         "secret",
@@ -769,6 +808,83 @@ fn typed_create_commands_work() {
         "{status}"
     );
     cluster.ok(&["get", "namespaces"]);
+}
+
+/// Clients that put protobuf first in `Accept` get objects, lists, `Status` errors and watch
+/// events in protobuf; others get JSON.
+#[test]
+fn answers_are_protobuf_when_asked_for_first() {
+    let cluster = Cluster::start();
+    cluster.ok(&["create", "configmap", "pb", "--from-literal=k=v"]);
+    let protobuf = ["-H", "Accept: application/vnd.kubernetes.protobuf, */*"];
+    let decode = |bytes: &[u8]| {
+        cox_api::protobuf::decode(bytes).unwrap_or_else(|e| {
+            panic!(
+                "not a protobuf answer ({e}): {}",
+                String::from_utf8_lossy(bytes)
+            )
+        })
+    };
+
+    let object =
+        decode(&cluster.curl_admin_bytes(&protobuf, "/api/v1/namespaces/default/configmaps/pb"));
+    assert_eq!(object["kind"], "ConfigMap");
+    assert_eq!(object["data"], serde_json::json!({"k": "v"}));
+    let list =
+        decode(&cluster.curl_admin_bytes(&protobuf, "/api/v1/namespaces/default/configmaps"));
+    assert_eq!(list["kind"], "ConfigMapList");
+    assert!(
+        list["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|i| i["metadata"]["name"] == "pb")),
+        "{list}"
+    );
+    let missing =
+        decode(&cluster.curl_admin_bytes(&protobuf, "/api/v1/namespaces/default/configmaps/nope"));
+    assert_eq!(
+        (
+            missing["kind"].as_str(),
+            missing["reason"].as_str(),
+            missing["code"].as_i64()
+        ),
+        (Some("Status"), Some("NotFound"), Some(404)),
+        "{missing}"
+    );
+    // JSON first, or no protobuf at all: JSON.
+    let answer = cluster.curl_admin(
+        &[
+            "-H",
+            "Accept: application/json, application/vnd.kubernetes.protobuf",
+        ],
+        "/api/v1/namespaces/default/configmaps/pb",
+    );
+    assert_eq!(json(&answer)["metadata"]["name"], "pb");
+    // Something with no protobuf form stays JSON.
+    let version = cluster.curl_admin(&protobuf, "/version");
+    assert!(json(&version)["gitVersion"].is_string(), "{version}");
+
+    // A watch: length-prefixed WatchEvents, each object an envelope of its own.
+    let stream = cluster.curl_admin_bytes(
+        &protobuf,
+        "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1&fieldSelector=metadata.name%3Dpb",
+    );
+    let mut events = Vec::new();
+    let mut rest = &stream[..];
+    while rest.len() >= 4 {
+        let length = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        assert!(rest.len() >= 4 + length, "a cut frame");
+        events.push(rest[4..4 + length].to_vec());
+        rest = &rest[4 + length..];
+    }
+    assert!(rest.is_empty(), "bytes after the last frame");
+    let first = events.first().expect("the watch sends the object first");
+    // WatchEvent: type (1) "ADDED", then object (2), a RawExtension whose raw (1) is the body.
+    assert!(first.starts_with(b"\x0a\x05ADDED\x12"), "{first:?}");
+    let magic = first
+        .windows(4)
+        .position(|w| w == b"k8s\0")
+        .expect("the object's envelope");
+    assert_eq!(decode(&first[magic..])["metadata"]["name"], "pb");
 }
 
 #[test]

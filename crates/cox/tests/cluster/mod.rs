@@ -286,6 +286,11 @@ impl Cluster {
     /// curl inside the cluster's network namespace as the admin (client certificate), against
     /// `path` on the API server; returns what curl printed.
     pub fn curl_admin(&self, args: &[&str], path: &str) -> String {
+        String::from_utf8_lossy(&self.curl_admin_bytes(args, path)).into_owned()
+    }
+
+    /// [`Cluster::curl_admin`], the answer's bytes as they came.
+    pub fn curl_admin_bytes(&self, args: &[&str], path: &str) -> Vec<u8> {
         let tls = self.data_dir().join("server/tls");
         let (cert, key, ca) = (
             tls.join("admin.crt"),
@@ -304,7 +309,7 @@ impl Cluster {
         ];
         all.extend_from_slice(args);
         all.push(&url);
-        String::from_utf8_lossy(&self.exec("curl", &all).stdout).into_owned()
+        self.exec("curl", &all).stdout
     }
 
     /// Gives the cluster's namespace what a real host has: a second address (192.0.2.1)

@@ -1,5 +1,5 @@
 //! Kubernetes protobuf bodies (`application/vnd.kubernetes.protobuf`) to JSON, generically,
-//! from the message table in [`crate::schema`].
+//! from the message table in [`crate::schema`]; the way back is in [`encode`].
 //!
 //! A body is the magic `k8s\0` and a `runtime.Unknown`: the object's `apiVersion` and `kind`,
 //! and its encoding as the kind's message. Fields become JSON by their table entries, with the
@@ -13,6 +13,10 @@
 
 use base64::Engine;
 use serde_json::{Map, Value};
+
+mod encode;
+
+pub use encode::{EncodeError, encode, encode_watch_event};
 
 use crate::schema::{self, Field, Kind, MapValue, Message, Scalar};
 
