@@ -1,14 +1,20 @@
 //! The container runtime end to end, as a user drives it: `cox images import`, `cox runtime`,
-//! and `cox crictl` (runp, create, start, exec, logs, stop, rm), with real runc, overlayfs and
-//! CNI inside a network namespace of the test's own. Each flow runs twice: against `cox runtime`
-//! and against Debian's containerd, the reference, driven by the same `cox crictl` commands;
-//! the main flows run a third time with `cox runtime` driving crun instead of runc.
+//! and `cox crictl` (runp, create, start, exec, logs, stop, rm, events), with real runc, overlayfs
+//! and CNI inside a network namespace of the test's own. Each flow runs twice: against `cox
+//! runtime` and against Debian's containerd, the reference, driven by the same `cox crictl`
+//! commands; the main flows run a third time with `cox runtime` driving crun instead of runc.
+//! What crictl has no command for (ReopenContainerLog) is called over the CRI directly, as the
+//! kubelet calls it.
 
 mod node;
 
-use std::path::Path;
-
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use cox_cri::v1::runtime_service_client::RuntimeServiceClient;
 
 use node::{Backend, Node};
 use serde_json::json;
@@ -68,6 +74,34 @@ fn bad_input_gets_clear_errors_and_leaves_nothing_behind_cox() {
 #[test]
 fn bad_input_gets_clear_errors_and_leaves_nothing_behind_containerd() {
     bad_input_gets_clear_errors_and_leaves_nothing_behind(Backend::Containerd);
+}
+
+#[test]
+fn reopen_container_log_sends_output_to_a_new_file_after_rotation_cox() {
+    reopen_container_log_sends_output_to_a_new_file_after_rotation(Backend::Cox);
+}
+
+#[test]
+fn reopen_container_log_sends_output_to_a_new_file_after_rotation_containerd() {
+    reopen_container_log_sends_output_to_a_new_file_after_rotation(Backend::Containerd);
+}
+
+/// Debian's containerd (1.6) predates container events: only ours is checked for them.
+#[test]
+fn container_events_stream_every_change_in_order_cox() {
+    container_events_stream_every_change_in_order();
+}
+
+#[test]
+fn container_events_are_unimplemented_in_containerd_1_6_containerd() {
+    let node = Node::start(Backend::Containerd);
+    let output = node.crictl_output(&["events"]);
+    assert!(!output.status.success(), "containerd 1.6 streams no events");
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("getting container events: rpc error: code = Unimplemented"),
+        "{message}"
+    );
 }
 
 /// Creates and starts a container from `config` in `pod`; returns its ID.
@@ -537,4 +571,432 @@ fn containers_of_a_pod_sharing_its_pid_namespace_see_and_signal_each_other(backe
     for dir in node.pod_dirs(&pod) {
         assert!(!dir.exists(), "pod directory {} left behind", dir.display());
     }
+}
+
+/// The runtime's CRI service, called directly (for what `cox crictl` has no command for).
+struct Cri {
+    tokio: tokio::runtime::Runtime,
+    client: RuntimeServiceClient<tonic::transport::Channel>,
+}
+
+impl Cri {
+    fn connect(node: &Node) -> Self {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let endpoint = format!("unix://{}", node.socket().display());
+        let channel = tokio
+            .block_on(cox_cri::connect(&endpoint))
+            .expect("connecting to the runtime's CRI socket");
+        Cri {
+            tokio,
+            client: RuntimeServiceClient::new(channel),
+        }
+    }
+
+    fn reopen_container_log(&mut self, id: &str) -> Result<(), tonic::Status> {
+        let request = cox_cri::v1::ReopenContainerLogRequest {
+            container_id: id.to_string(),
+        };
+        self.tokio
+            .block_on(self.client.reopen_container_log(request))
+            .map(|_| ())
+    }
+}
+
+/// The numbers of the `line N` entries of a CRI log file, each checked to be a complete
+/// stdout entry in the CRI format (`<RFC3339Nano> stdout F line N`). A last line still being
+/// written is left out.
+fn numbered_lines(path: &Path) -> Vec<u64> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.split_inclusive('\n')
+        .filter_map(|line| line.strip_suffix('\n'))
+        .map(|line| {
+            let fields: Vec<&str> = line.splitn(4, ' ').collect();
+            assert_eq!(fields.len(), 4, "a CRI log entry: {line:?}");
+            assert!(
+                fields[0].parse::<jiff::Timestamp>().is_ok(),
+                "an RFC 3339 time first: {line:?}"
+            );
+            assert_eq!(&fields[1..3], ["stdout", "F"], "{line:?}");
+            fields[3]
+                .strip_prefix("line ")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("a numbered line: {line:?}"))
+        })
+        .collect()
+}
+
+/// The kubelet's log rotation: the log file is renamed, ReopenContainerLog is called, and the
+/// container's output goes on in a new file at the old path, nothing lost.
+fn reopen_container_log_sends_output_to_a_new_file_after_rotation(backend: Backend) {
+    let node = Node::start(backend);
+    let pod_config = node.pod_config("rotate");
+    let pod = node.crictl(&["runp", &pod_config]).trim().to_string();
+    let counter = start_container(
+        &node,
+        &pod,
+        &pod_config,
+        "counter",
+        json!({
+            "metadata": {"name": "counter"},
+            "image": {"image": "busybox:1.36"},
+            "command": ["sh", "-c", "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.1; done"],
+            "log_path": "counter.log",
+        }),
+    );
+    let log = node.logs().join("rotate/counter.log");
+    wait_for("lines in the log", || numbered_lines(&log).len() >= 3);
+
+    // Renamed as the kubelet does (`<path>.<timestamp>`): the runtime still has it open, so
+    // until the reopen its output keeps going there and nothing is at the path.
+    let rotated = PathBuf::from(format!("{}.20240102-030405", log.display()));
+    std::fs::rename(&log, &rotated).expect("renaming the log");
+    let renamed = numbered_lines(&rotated).len();
+    wait_for("more lines in the renamed file", || {
+        numbered_lines(&rotated).len() >= renamed + 3
+    });
+    assert!(!log.exists(), "no new file before the reopen");
+
+    let mut cri = Cri::connect(&node);
+    cri.reopen_container_log(&counter)
+        .expect("ReopenContainerLog of a running container");
+    assert!(
+        log.exists(),
+        "a new file at the log path once the call returned"
+    );
+    wait_for("lines in the new file", || numbered_lines(&log).len() >= 3);
+    let old = numbered_lines(&rotated);
+    let seen = numbered_lines(&log).len();
+    wait_for("more lines in the new file", || {
+        numbered_lines(&log).len() >= seen + 3
+    });
+    assert_eq!(
+        numbered_lines(&rotated),
+        old,
+        "the renamed file stopped growing"
+    );
+    // Every line is in one file or the other, in order: none lost or written twice.
+    let all: Vec<u64> = old.iter().chain(&numbered_lines(&log)).copied().collect();
+    let expected: Vec<u64> = (1..=all.len() as u64).collect();
+    assert_eq!(all, expected);
+
+    // A container that logs nothing has nothing to reopen: that is no error, and the runtime
+    // still sees it end (ours: its shim survived to record the exit code).
+    let quiet = start_container(
+        &node,
+        &pod,
+        &pod_config,
+        "quiet",
+        json!({
+            "metadata": {"name": "quiet"},
+            "image": {"image": "busybox:1.36"},
+            "command": ["sleep", "60"],
+        }),
+    );
+    cri.reopen_container_log(&quiet)
+        .expect("ReopenContainerLog of a container without a log");
+    assert_eq!(
+        inspect(&node, &quiet)["status"]["state"],
+        json!("CONTAINER_RUNNING")
+    );
+    node.crictl(&["stop", "--timeout", "0", &quiet]);
+    let status = inspect(&node, &quiet);
+    assert_eq!(status["status"]["exitCode"], json!(137), "{status}");
+
+    // A stopped container's log cannot be reopened. containerd answers with a plain error
+    // (gRPC's Unknown); ours says why with FailedPrecondition. Both say it is not running.
+    node.crictl(&["stop", "--timeout", "0", &counter]);
+    let status = cri
+        .reopen_container_log(&counter)
+        .expect_err("reopening a stopped container's log");
+    let expected = match backend {
+        Backend::Cox | Backend::CoxCrun => tonic::Code::FailedPrecondition,
+        Backend::Containerd => tonic::Code::Unknown,
+    };
+    assert_eq!(status.code(), expected, "{status:?}");
+    assert!(status.message().contains("is not running"), "{status:?}");
+    let status = cri
+        .reopen_container_log(&"0".repeat(64))
+        .expect_err("reopening a missing container's log");
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    node.crictl(&["rmp", "--force", &pod]);
+}
+
+/// `cox crictl -D events -o json` running as a child, its events parsed as they come.
+struct EventStream {
+    child: Child,
+    events: mpsc::Receiver<serde_json::Value>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl EventStream {
+    /// Starts it and waits until it is subscribed (it says so on stderr when debugging).
+    fn start(node: &Node) -> Self {
+        let mut child = Command::new(node::COX)
+            .arg("crictl")
+            .arg("--runtime-endpoint")
+            .arg(format!("unix://{}", node.socket().display()))
+            .args(["--debug", "events", "--output", "json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting cox crictl events");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (subscribed_tx, subscribed) = mpsc::channel();
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let collected = errors.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("receiving container events") {
+                    let _ = subscribed_tx.send(());
+                }
+                if let Ok(mut text) = collected.lock() {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+        });
+        let (sender, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            let documents = serde_json::Deserializer::from_reader(stdout).into_iter();
+            for document in documents.map_while(Result::ok) {
+                if sender.send(document).is_err() {
+                    return;
+                }
+            }
+        });
+        subscribed
+            .recv_timeout(Duration::from_secs(20))
+            .expect("cox crictl events subscribed");
+        EventStream {
+            child,
+            events,
+            stderr: errors,
+        }
+    }
+
+    /// Waits for `cox crictl events` to end by itself; returns whether it succeeded and its
+    /// stderr.
+    fn finish(&mut self) -> (bool, String) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for cox crictl") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "cox crictl events did not end");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Its stderr reader sees the end of the pipe right after the exit.
+        let mut stderr = String::new();
+        wait_for("cox crictl's error message", || {
+            stderr = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
+            stderr.contains("rpc error")
+        });
+        (status.success(), stderr)
+    }
+
+    /// The next event, within a deadline.
+    fn next(&self) -> serde_json::Value {
+        self.events
+            .recv_timeout(Duration::from_secs(20))
+            .expect("an event within 20 s")
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The statuses an event carries of the pod's containers: `(ID, state, exit code)` each.
+fn container_states(event: &serde_json::Value) -> Vec<(String, String, i64)> {
+    event["containersStatuses"]
+        .as_array()
+        .unwrap_or_else(|| panic!("containersStatuses is a list: {event}"))
+        .iter()
+        .map(|status| {
+            (
+                status["id"].as_str().unwrap_or_default().to_string(),
+                status["state"].as_str().unwrap_or_default().to_string(),
+                status["exitCode"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+/// A pod and two containers, one stopped and removed through the CRI, one that exits on its
+/// own, then the pod stopped and removed: every change arrives, once, in order, with the pod's
+/// and its containers' statuses as they are after it. A second subscriber sees the same.
+fn container_events_stream_every_change_in_order() {
+    let mut node = Node::start(Backend::Cox);
+    let first = EventStream::start(&node);
+    let mut second = EventStream::start(&node);
+    let started = jiff::Timestamp::now().as_nanosecond();
+    let pod_config = node.pod_config("watched");
+    let pod = node.crictl(&["runp", &pod_config]).trim().to_string();
+    let sleeper = start_container(
+        &node,
+        &pod,
+        &pod_config,
+        "sleeper",
+        json!({
+            "metadata": {"name": "sleeper"},
+            "image": {"image": "busybox:1.36"},
+            "command": ["sleep", "60"],
+        }),
+    );
+    let quitter = start_container(
+        &node,
+        &pod,
+        &pod_config,
+        "quitter",
+        json!({
+            "metadata": {"name": "quitter"},
+            "image": {"image": "busybox:1.36"},
+            "command": ["sh", "-c", "sleep 0.5; exit 3"],
+        }),
+    );
+
+    let mut received = Vec::new();
+    let mut expect = |stream: &EventStream, kind: &str, id: &str| {
+        let event = stream.next();
+        assert_eq!(
+            (
+                event["containerEventType"].as_str(),
+                event["containerId"].as_str()
+            ),
+            (Some(kind), Some(id)),
+            "{event:#}"
+        );
+        let at: i128 = event["createdAt"]
+            .as_str()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("createdAt in nanoseconds: {event}"));
+        assert!(
+            at >= started && at <= jiff::Timestamp::now().as_nanosecond(),
+            "{event}"
+        );
+        received.push(event.clone());
+        event
+    };
+    let created = "CONTAINER_CREATED_EVENT";
+    let running = "CONTAINER_STARTED_EVENT";
+    let stopped = "CONTAINER_STOPPED_EVENT";
+    let deleted = "CONTAINER_DELETED_EVENT";
+
+    // A pod's own events carry its ID, as containerd's do.
+    for kind in [created, running] {
+        let event = expect(&first, kind, &pod);
+        assert_eq!(event["podSandboxStatus"]["id"], json!(pod), "{event:#}");
+        assert_eq!(event["podSandboxStatus"]["state"], json!("SANDBOX_READY"));
+        assert!(container_states(&event).is_empty(), "{event:#}");
+    }
+    let event = expect(&first, created, &sleeper);
+    assert_eq!(event["podSandboxStatus"]["id"], json!(pod), "{event:#}");
+    assert_eq!(
+        container_states(&event),
+        [(sleeper.clone(), "CONTAINER_CREATED".into(), 0)]
+    );
+    let event = expect(&first, running, &sleeper);
+    assert_eq!(
+        container_states(&event),
+        [(sleeper.clone(), "CONTAINER_RUNNING".into(), 0)]
+    );
+    expect(&first, created, &quitter);
+    expect(&first, running, &quitter);
+    // Nobody asked it to stop: the runtime noticed.
+    let event = expect(&first, stopped, &quitter);
+    let states = container_states(&event);
+    assert!(
+        states.contains(&(quitter.clone(), "CONTAINER_EXITED".into(), 3)),
+        "{event:#}"
+    );
+    assert!(
+        states.contains(&(sleeper.clone(), "CONTAINER_RUNNING".into(), 0)),
+        "{event:#}"
+    );
+
+    node.crictl(&["stop", "--timeout", "0", &sleeper]);
+    let event = expect(&first, stopped, &sleeper);
+    assert!(
+        container_states(&event).contains(&(sleeper.clone(), "CONTAINER_EXITED".into(), 137)),
+        "{event:#}"
+    );
+    node.crictl(&["rm", &sleeper]);
+    let event = expect(&first, deleted, &sleeper);
+    assert_eq!(
+        container_states(&event),
+        [(quitter.clone(), "CONTAINER_EXITED".into(), 3)],
+        "the deleted container is gone from the statuses"
+    );
+    node.crictl(&["stopp", &pod]);
+    let event = expect(&first, stopped, &pod);
+    assert_eq!(
+        event["podSandboxStatus"]["state"],
+        json!("SANDBOX_NOTREADY")
+    );
+    node.crictl(&["rmp", &pod]);
+    let event = expect(&first, deleted, &quitter);
+    assert!(container_states(&event).is_empty(), "{event:#}");
+    let event = expect(&first, deleted, &pod);
+    assert!(
+        event.get("podSandboxStatus").is_none(),
+        "a removed pod has no status: {event:#}"
+    );
+
+    // Nothing else came (the quitter's stop, seen by the exit watch and by the pod's stop,
+    // is announced once).
+    assert!(
+        first
+            .events
+            .recv_timeout(Duration::from_millis(500))
+            .is_err(),
+        "no further events"
+    );
+    let kinds = |events: &[serde_json::Value]| -> Vec<(String, String)> {
+        events
+            .iter()
+            .map(|e| {
+                (
+                    e["containerEventType"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    e["containerId"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let others: Vec<serde_json::Value> = (0..received.len()).map(|_| second.next()).collect();
+    assert_eq!(
+        kinds(&others),
+        kinds(&received),
+        "every subscriber sees every event"
+    );
+
+    // Streams that never end by themselves do not hold up the runtime's shutdown (it would be
+    // killed after 10 s): they end with UNAVAILABLE.
+    let stopping = Instant::now();
+    node.stop_runtime();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "the runtime took {:?} to stop",
+        stopping.elapsed()
+    );
+    let (succeeded, stderr) = second.finish();
+    assert!(!succeeded, "{stderr}");
+    assert!(
+        stderr.contains(
+            "getting container events: rpc error: code = Unavailable desc = the runtime is shutting down"
+        ),
+        "{stderr}"
+    );
 }

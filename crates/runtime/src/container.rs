@@ -114,7 +114,14 @@ impl Runtime {
                     ..record
                 };
                 save(&dir.join("container.json"), &record)?;
+                self.events.watch(&id, &dir);
+                let sandbox_id = record.sandbox_id.clone();
                 lock(&self.containers).insert(id.clone(), Arc::new(Mutex::new(record)));
+                self.announce(
+                    &id,
+                    &sandbox_id,
+                    v1::ContainerEventType::ContainerCreatedEvent,
+                );
                 Ok(id)
             }
             Err(e) => {
@@ -346,6 +353,9 @@ impl Runtime {
             &self.container_dir(&record.id).join("container.json"),
             &*record,
         )?;
+        let (id, sandbox_id) = (record.id.clone(), record.sandbox_id.clone());
+        drop(record);
+        self.announce_started(&id, &sandbox_id);
         Ok(())
     }
 
@@ -359,6 +369,8 @@ impl Runtime {
         let record = lock(&container).clone();
         let dir = self.container_dir(&record.id);
         if exit_record(&dir).is_some() || !process_alive(record.pid) {
+            // It ended on its own; the exit watch may not have announced it yet.
+            self.container_exited(&record.id);
             return Ok(());
         }
         if record.started_at == 0 {
@@ -370,11 +382,13 @@ impl Runtime {
         if timeout > 0 {
             self.kill(&record, stop_signal(&record.stop_signal));
             if self.wait_exit(&dir, record.pid, Duration::from_secs(timeout as u64)) {
+                self.container_exited(&record.id);
                 return Ok(());
             }
         }
         self.kill(&record, rustix::process::Signal::KILL);
         if self.wait_exit(&dir, record.pid, KILL_WAIT) {
+            self.container_exited(&record.id);
             Ok(())
         } else {
             Err(RuntimeError::DeadlineExceeded(format!(
@@ -430,6 +444,7 @@ impl Runtime {
         }
         teardown::remove_dir_carefully(&self.container_dir(&record.id));
         lock(&self.containers).remove(&record.id);
+        self.announce_deleted(&record.id, &record.sandbox_id);
         Ok(())
     }
 
@@ -637,13 +652,24 @@ impl Runtime {
                 record.id
             )));
         }
+        if record.log_path.is_empty() {
+            // Its output goes nowhere, so there is nothing to reopen (and its shim, which
+            // writes no log, does not expect the signal).
+            return Ok(());
+        }
         let shim = shim_pid(&dir)
             .ok_or_else(|| RuntimeError::Internal(format!("the shim of {} is gone", record.id)))?;
         rustix::process::kill_process(shim, rustix::process::Signal::USR1)
             .map_err(|e| RuntimeError::Internal(format!("signalling the shim: {e}")))?;
         // The shim reopens on its own thread; wait until the file exists again.
         let deadline = Instant::now() + Duration::from_secs(2);
-        while !Path::new(&record.log_path).exists() && Instant::now() < deadline {
+        while !Path::new(&record.log_path).exists() {
+            if Instant::now() >= deadline {
+                return Err(RuntimeError::Internal(format!(
+                    "the shim of {} did not reopen its log {}",
+                    record.id, record.log_path
+                )));
+            }
             std::thread::sleep(Duration::from_millis(2));
         }
         Ok(())
@@ -709,6 +735,31 @@ impl Runtime {
     /// Drops records of containers whose directories vanished, after a restart.
     pub fn container_ids(&self) -> Vec<String> {
         lock(&self.containers).keys().cloned().collect()
+    }
+
+    /// After a restart: watches every container's bundle for its exit again. A started
+    /// container that has not ended counts as announced running; one that ended while the
+    /// runtime was away as announced stopped (nobody could be subscribed to hear it).
+    pub(crate) fn recover_exit_watches(&self) {
+        let containers: Vec<_> = lock(&self.containers).values().cloned().collect();
+        for container in containers {
+            let record = lock(&container).clone();
+            let dir = self.container_dir(&record.id);
+            self.events.watch(&record.id, &dir);
+            // Looked at after the watch is in place, so that no exit falls in between.
+            if record.started_at != 0 {
+                self.events
+                    .recovered(&record.id, exit_record(&dir).is_some());
+            }
+        }
+    }
+
+    /// Containers whose exit record is there.
+    pub(crate) fn exited_containers(&self) -> Vec<String> {
+        self.container_ids()
+            .into_iter()
+            .filter(|id| exit_record(&self.container_dir(id)).is_some())
+            .collect()
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`runtime`]: the runtime's state and records; [`sandbox`] and [`container`] its
 //!   operations; [`spec`] the OCI spec for a container; [`cni`] pod networking.
 //! - [`shim`]: the per-container process (`cox shim`) that owns a container's stdio and exit.
+//! - [`events`]: container events (`GetContainerEvents`) and how exits are noticed.
 //! - [`service`] and [`server`]: the CRI gRPC services on a unix socket.
 
 pub mod attach;
@@ -11,6 +12,7 @@ pub mod cgroups;
 pub mod cni;
 pub mod container;
 pub mod digest;
+pub mod events;
 pub mod images;
 pub mod logs;
 pub mod pause;

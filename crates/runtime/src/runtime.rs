@@ -13,7 +13,8 @@
 //!
 //! Operations are synchronous (they run processes and touch files); the gRPC service calls
 //! them on blocking threads. Each pod and container has its own lock, so different pods never
-//! wait for each other.
+//! wait for each other; only announcing an event (see [`crate::events`]) takes a lock of the
+//! whole runtime, and never while holding a pod's or container's.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -170,6 +171,7 @@ pub struct Runtime {
     pub(crate) images: ImageStore,
     pub(crate) sandboxes: Mutex<BTreeMap<String, Arc<Mutex<SandboxRecord>>>>,
     pub(crate) containers: Mutex<BTreeMap<String, Arc<Mutex<ContainerRecord>>>>,
+    pub(crate) events: crate::events::Events,
 }
 
 /// Locks a mutex, treating a poisoned one (a panic elsewhere) as still usable: the records
@@ -205,7 +207,9 @@ impl Runtime {
             )?),
             images,
             config,
+            events: crate::events::Events::new(),
         };
+        runtime.recover_exit_watches();
         Ok(runtime)
     }
 

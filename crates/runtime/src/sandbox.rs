@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use cox_cri::v1;
+use cox_cri::v1::{self, ContainerEventType};
 
 use crate::cni::PortMapping;
 use crate::runtime::{Result, Runtime, RuntimeError, SandboxRecord, lock, new_id, now_nanos, save};
@@ -100,6 +100,9 @@ impl Runtime {
                 record.state = v1::PodSandboxState::SandboxReady as i32;
                 save(&dir.join("sandbox.json"), &record)?;
                 lock(&self.sandboxes).insert(id.clone(), Arc::new(Mutex::new(record)));
+                // As containerd: a pod's own events carry its ID as the container's.
+                self.announce(&id, &id, ContainerEventType::ContainerCreatedEvent);
+                self.announce(&id, &id, ContainerEventType::ContainerStartedEvent);
                 Ok(id)
             }
             Err(e) => {
@@ -213,6 +216,12 @@ impl Runtime {
             self.tear_down_network(&record);
             record.state = v1::PodSandboxState::SandboxNotready as i32;
             save(&self.pod_dir(&record.id).join("sandbox.json"), &*record)?;
+            drop(record);
+            self.announce(
+                &sandbox_id,
+                &sandbox_id,
+                ContainerEventType::ContainerStoppedEvent,
+            );
         }
         Ok(())
     }
@@ -235,6 +244,11 @@ impl Runtime {
         }
         teardown::remove_dir_carefully(&self.pod_dir(&record.id));
         lock(&self.sandboxes).remove(&record.id);
+        self.announce(
+            &record.id,
+            &record.id,
+            ContainerEventType::ContainerDeletedEvent,
+        );
         Ok(())
     }
 

@@ -12,7 +12,8 @@ use crate::runtime::Runtime;
 use crate::service::CriService;
 use crate::streaming::StreamServer;
 
-/// Serves CRI on `socket` until `shutdown` completes. A stale socket file is replaced.
+/// Serves CRI on `socket` until `shutdown` completes, announcing container exits meanwhile. A
+/// stale socket file is replaced.
 pub async fn serve(
     runtime: Arc<Runtime>,
     socket: &Path,
@@ -29,11 +30,20 @@ pub async fn serve(
     let listener = tokio::net::UnixListener::bind(socket)?;
     let (streams, stream_listener) = StreamServer::bind(runtime.config().stream_address).await?;
     tokio::spawn(streams.clone().serve(stream_listener, runtime.clone()));
-    let service = CriService::new(runtime, streams)?;
-    tonic::transport::Server::builder()
+    let exits = crate::events::watch_exits(&runtime);
+    let (stop_streams, stopping) = tokio::sync::watch::channel(false);
+    let service = CriService::new(runtime, streams, stopping)?;
+    // Event streams never end on their own; they must before a graceful shutdown can finish.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_streams.send(true);
+    };
+    let served = tonic::transport::Server::builder()
         .add_service(RuntimeServiceServer::new(service.clone()).max_decoding_message_size(16 << 20))
         .add_service(ImageServiceServer::new(service).max_decoding_message_size(16 << 20))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-        .await?;
+        .await;
+    drop(exits);
+    served?;
     Ok(())
 }

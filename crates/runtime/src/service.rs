@@ -8,6 +8,7 @@ use std::sync::Arc;
 use cox_cri::v1::{
     self, image_service_server::ImageService, runtime_service_server::RuntimeService,
 };
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use crate::runtime::{Runtime, RuntimeError};
@@ -19,15 +20,22 @@ pub struct CriService {
     runtime: Arc<Runtime>,
     puller: Arc<crate::pull::Pulls>,
     streams: Arc<StreamServer>,
+    /// Turns true when the server shuts down, ending event streams.
+    stopping: watch::Receiver<bool>,
 }
 
 impl CriService {
-    pub fn new(runtime: Arc<Runtime>, streams: Arc<StreamServer>) -> Result<Self, RuntimeError> {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        streams: Arc<StreamServer>,
+        stopping: watch::Receiver<bool>,
+    ) -> Result<Self, RuntimeError> {
         let puller = Arc::new(crate::pull::Pulls::new(&runtime)?);
         Ok(CriService {
             runtime,
             puller,
             streams,
+            stopping,
         })
     }
 
@@ -440,7 +448,13 @@ impl RuntimeService for CriService {
         &self,
         _request: Request<v1::GetEventsRequest>,
     ) -> Reply<Self::GetContainerEventsStream> {
-        Err(unsupported("GetContainerEvents"))
+        let mut stopping = self.stopping.clone();
+        let stopped = async move {
+            // A dropped sender means the server is gone too.
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        };
+        let events = crate::events::stream(self.runtime.subscribe_events(), stopped);
+        Ok(Response::new(Box::pin(events)))
     }
 
     async fn list_metric_descriptors(

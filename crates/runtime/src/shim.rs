@@ -169,8 +169,6 @@ fn supervise(options: &ShimOptions) -> io::Result<()> {
         .trim()
         .parse()
         .map_err(|_| io::Error::other(format!("runc wrote a bad pid {pid_text:?}")))?;
-    report(&format!("created {pid}"));
-
     let writer = match &options.log_path {
         Some(path) => Some(Arc::new(Mutex::new(LogWriter::open(
             path,
@@ -179,6 +177,11 @@ fn supervise(options: &ShimOptions) -> io::Result<()> {
         )?))),
         None => None,
     };
+    // Before the runtime hears of the container, so that a ReopenContainerLog right after
+    // its start cannot meet SIGUSR1's default action (ending the shim).
+    reopen_on_signal(writer.clone())?;
+    report(&format!("created {pid}"));
+
     let copiers: Vec<_> = outputs
         .drain(..)
         .map(|(pipe, stream)| {
@@ -202,9 +205,6 @@ fn supervise(options: &ShimOptions) -> io::Result<()> {
             })
         })
         .collect();
-    if let Some(writer) = writer.clone() {
-        reopen_on_signal(writer)?;
-    }
 
     let exit_code = wait_for(pid)?;
     // The container's processes die with its first one (it has its own pid namespace), closing
@@ -281,12 +281,13 @@ fn receive_terminal(
     ))
 }
 
-/// Reopens the log when the runtime sends SIGUSR1 (`ReopenContainerLog`).
-fn reopen_on_signal(writer: Arc<Mutex<LogWriter>>) -> io::Result<()> {
+/// Reopens the log when the runtime sends SIGUSR1 (`ReopenContainerLog`); without a log the
+/// signal is ignored.
+fn reopen_on_signal(writer: Option<Arc<Mutex<LogWriter>>>) -> io::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1])?;
     thread::spawn(move || {
         for _ in signals.forever() {
-            if let Ok(mut writer) = writer.lock() {
+            if let Some(Ok(mut writer)) = writer.as_ref().map(|w| w.lock()) {
                 let _ = writer.reopen();
             }
         }

@@ -10,7 +10,7 @@ use super::fake_runtime::{FakeRuntime, Served};
 use super::output::{Captured, Terminal};
 use super::session::Session;
 use super::{CommandExit, Crictl, dispatch};
-use crate::v1::{ContainerState, ExecSyncResponse};
+use crate::v1::{ContainerEventResponse, ContainerEventType, ContainerState, ExecSyncResponse};
 
 /// What a command did: its result, stdout and stderr.
 struct Outcome {
@@ -628,6 +628,43 @@ async fn info_and_imagefsinfo_documents() {
     assert_eq!(
         document["status"]["imageFilesystems"][0]["usedBytes"]["value"],
         "1000000"
+    );
+}
+
+#[tokio::test]
+async fn events_print_each_event_until_the_stream_ends() {
+    let served = FakeRuntime::serve("events").await;
+    let event = |id: &str, kind: ContainerEventType| ContainerEventResponse {
+        container_id: id.into(),
+        container_event_type: kind as i32,
+        created_at: 1_700_000_000_000_000_001,
+        ..Default::default()
+    };
+    served.runtime.state().events = vec![
+        event("p1", ContainerEventType::ContainerCreatedEvent),
+        event("c1", ContainerEventType::ContainerStoppedEvent),
+    ];
+    let text = crictl(&served, &["events"]).await.ok();
+    let events: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&text)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("one JSON document per event");
+    assert_eq!(events.len(), 2, "{text}");
+    assert_eq!(events[0]["containerId"], "p1");
+    assert_eq!(events[0]["containerEventType"], "CONTAINER_CREATED_EVENT");
+    assert_eq!(events[1]["containerEventType"], "CONTAINER_STOPPED_EVENT");
+    assert_eq!(events[1]["createdAt"], "1700000000000000001");
+
+    let yaml = crictl(&served, &["events", "-o", "yaml"]).await.ok();
+    assert_eq!(yaml.matches("containerEventType: ").count(), 2, "{yaml}");
+
+    served.runtime.state().events_end = Some(tonic::Status::unimplemented(
+        "method GetContainerEvents not implemented",
+    ));
+    let error = crictl(&served, &["events"]).await.error();
+    assert_eq!(
+        error,
+        "getting container events: rpc error: code = Unimplemented desc = method GetContainerEvents not implemented"
     );
 }
 

@@ -23,6 +23,9 @@ pub(crate) struct State {
     pub(crate) images: Vec<Image>,
     /// The answer to every `ExecSync`.
     pub(crate) exec: ExecSyncResponse,
+    /// What `GetContainerEvents` streams, then how the stream ends (cleanly if `None`).
+    pub(crate) events: Vec<ContainerEventResponse>,
+    pub(crate) events_end: Option<Status>,
     /// Whether `Version` takes longer than any test's timeout.
     pub(crate) slow_version: bool,
     /// Calls received, as `method id`.
@@ -584,13 +587,18 @@ impl RuntimeService for FakeRuntime {
         Err(Status::unimplemented("not in the fake"))
     }
 
-    type GetContainerEventsStream = futures::stream::Empty<Result<ContainerEventResponse, Status>>;
+    type GetContainerEventsStream =
+        futures::stream::Iter<std::vec::IntoIter<Result<ContainerEventResponse, Status>>>;
 
     async fn get_container_events(
         &self,
         _: Request<GetEventsRequest>,
     ) -> Reply<Self::GetContainerEventsStream> {
-        Err(Status::unimplemented("not in the fake"))
+        let mut state = self.state();
+        state.record("GetContainerEvents");
+        let mut items: Vec<_> = state.events.iter().cloned().map(Ok).collect();
+        items.extend(state.events_end.clone().map(Err));
+        Ok(Response::new(futures::stream::iter(items)))
     }
 
     async fn list_metric_descriptors(

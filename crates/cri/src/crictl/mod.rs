@@ -3,7 +3,7 @@
 //!
 //! Code map: this file holds the command line and the dispatch; `session` the connection,
 //! timeouts and gRPC error wording; one file per family of commands (`pods`, `containers`,
-//! `images`, `stats`, `logs`, `info`); `lookup` and `filters` find objects by ID prefix, label
+//! `images`, `stats`, `logs`, `info`, `events`); `lookup` and `filters` find objects by ID prefix, label
 //! and name; `output`, `json`, `protojson`, `inspect` and `timestamps` produce crictl's text.
 //!
 //! Unlike crictl, IDs are resolved here (a unique prefix of a listed ID is accepted), so that
@@ -14,6 +14,7 @@ mod attach;
 mod command_tests;
 mod config;
 mod containers;
+mod events;
 #[cfg(test)]
 mod fake_runtime;
 mod filters;
@@ -130,6 +131,9 @@ enum Command {
     Stats(stats::StatsArgs),
     /// List pod statistics
     Statsp(stats::StatspArgs),
+    /// Stream the events of containers
+    #[command(visible_alias = "event")]
+    Events(events::EventsArgs),
 }
 
 /// A command ran a process in a container that exited with this non-zero code; `run` ends
@@ -212,6 +216,7 @@ async fn dispatch(session: &mut Session, command: Command) -> anyhow::Result<()>
         Command::Attach(args) => attach::run(session, args).await,
         Command::Stats(args) => stats::stats(session, args).await,
         Command::Statsp(args) => stats::statsp(session, args).await,
+        Command::Events(args) => events::run(session, args).await,
     }
 }
 
@@ -324,6 +329,12 @@ mod tests {
         parse(&["pull", "--creds", "u:p", "-a", "k=v", "busybox"]).expect("parses");
         parse(&["rmi", "--prune"]).expect("parses");
         parse(&["info", "-o", "yaml"]).expect("parses");
+        parse(&["events", "-o", "yaml"]).expect("parses");
+        parse(&["event"]).expect("alias");
+        assert!(
+            parse(&["events", "-o", "go-template"]).is_err(),
+            "no Go templates"
+        );
     }
 
     #[test]
