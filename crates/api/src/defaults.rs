@@ -319,10 +319,38 @@ pub fn apply(group: &str, kind: &str, object: &mut Value) {
                 pod_spec(pod);
             }
         }
-        ("autoscaling", "HorizontalPodAutoscaler") => {
-            default(child(object, "spec"), "minReplicas", json!(1));
-        }
+        ("autoscaling", "HorizontalPodAutoscaler") => hpa(child(object, "spec")),
         _ => {}
+    }
+}
+
+/// An `autoscaling/v2` HPA's spec (v1 ones are stored as v2): one replica at least, the CPU
+/// target when no metric is named, and a behaviour that is given filled in.
+fn hpa(spec: &mut Value) {
+    default(spec, "minReplicas", json!(1));
+    if spec["metrics"].as_array().is_none_or(|m| m.is_empty()) {
+        spec["metrics"] = json!([{"type": "Resource", "resource": {"name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": 80}}}]);
+    }
+    if spec["behavior"].is_object() {
+        let behavior = child(spec, "behavior");
+        let up = child(behavior, "scaleUp");
+        default(up, "stabilizationWindowSeconds", json!(0));
+        default(up, "selectPolicy", json!("Max"));
+        default(
+            up,
+            "policies",
+            json!([{"type": "Pods", "value": 4, "periodSeconds": 15},
+                   {"type": "Percent", "value": 100, "periodSeconds": 15}]),
+        );
+        // Scale-down's window stays unset: the controller's flag decides it.
+        let down = child(behavior, "scaleDown");
+        default(down, "selectPolicy", json!("Max"));
+        default(
+            down,
+            "policies",
+            json!([{"type": "Percent", "value": 100, "periodSeconds": 15}]),
+        );
     }
 }
 

@@ -28,6 +28,7 @@
 //!   kubelet read requests and limits.
 //! - [`schema`]: the protobuf messages of the built-in API: tags, JSON names, patch markers, kinds.
 
+pub mod conversion;
 pub mod defaults;
 pub mod deletion;
 pub mod fields;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
+use cox_api::conversion;
 use cox_api::deletion::{self, Mark, Plan};
 use cox_api::fields::{self, FieldSelector};
 use cox_api::labels::Selector;
@@ -586,24 +587,30 @@ impl Rest {
     }
 
     /// PATCH with JSON patch or merge patch.
+    /// PATCH of a `resource` object, the patch written against `served`'s form of it (the
+    /// same resource, or another version stored as `resource`); answers the stored form.
     pub async fn patch(
         &self,
         resource: &Resource,
+        served: &'static Resource,
         request: &ResourceRequest,
         query: &Query,
         patch_type: PatchType,
         body: Bytes,
     ) -> Result<Value, ApiError> {
-        let group = resource.group;
-        let version = resource.version;
-        let kind = resource.kind;
+        let group = served.group;
+        let version = served.version;
+        let kind = served.kind;
         let name = request.name.clone();
-        self.guarded_update(resource, request, query, false, move |old, _| {
+        self.guarded_update(resource, request, query, false, move |stored, _| {
+            let view = conversion::from_storage(served, stored.clone());
+            let old = &view;
             let patched = match patch_type {
                 PatchType::Json => patch::json_patch(old, &body),
                 PatchType::Merge => patch::merge_patch(old, &body),
                 PatchType::StrategicMerge => {
-                    return strategic_merge(old, &body, group, version, kind);
+                    let patched = strategic_merge(old, &body, group, version, kind)?;
+                    return Ok(conversion::to_storage(served, patched));
                 }
                 PatchType::Apply => unreachable_patch(),
             };
@@ -613,7 +620,7 @@ impl Rest {
             if !wanted.is_empty() && wanted != objects::str_at(old, "/metadata/resourceVersion") {
                 return Err(None);
             }
-            Ok(patched)
+            Ok(conversion::to_storage(served, patched))
         })
         .await
     }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use cox_api::conversion;
 use cox_api::patch::PatchType;
 use cox_api::registry::{self, Resource};
 use cox_api::status::ApiError;
@@ -494,6 +495,11 @@ async fn resource(
 ) -> Result<Response<Body>, ApiError> {
     let request = namespace_subresource(request);
     let resource = resolve(&request)?;
+    // A version stored as another (autoscaling/v1 HPAs, events.k8s.io Events): the request runs
+    // against the stored one, its body and answers converted.
+    let served = resource;
+    let resource = conversion::storage_of(served).unwrap_or(served);
+    let converts = !std::ptr::eq(served, resource);
     let rest = &state.rest;
     let content_type = h::media_type(http_request.headers().get(header::CONTENT_TYPE));
     let table = match tables::wanted(http_request.headers().get(header::ACCEPT)) {
@@ -602,11 +608,15 @@ async fn resource(
                         tables::CONTENT_TYPE,
                     ))
                 }
-                None => Ok(rest::respond(StatusCode::OK, &object)),
+                None => Ok(rest::respond(
+                    StatusCode::OK,
+                    &conversion::from_storage(served, object),
+                )),
             }
         }
         "list" => {
             if table.is_none()
+                && !converts
                 && let Some(bytes) = rest.list_bytes(resource, &request, &query).await?
             {
                 return Ok(h::raw_json(StatusCode::OK, bytes));
@@ -621,7 +631,10 @@ async fn resource(
                         tables::CONTENT_TYPE,
                     ))
                 }
-                None => Ok(rest::respond(StatusCode::OK, &list)),
+                None => Ok(rest::respond(
+                    StatusCode::OK,
+                    &conversion::answer_from_storage(served, list),
+                )),
             }
         }
         "watch" => {
@@ -631,13 +644,18 @@ async fn resource(
                     h::JSON,
                     tables::watch_rows(resource, include, tokio_stream_of(events)),
                 )),
+                None if converts => Ok(h::stream(
+                    h::JSON,
+                    converted_events(served, tokio_stream_of(events)),
+                )),
                 None => Ok(h::stream(h::JSON, tokio_stream_of(events))),
             }
         }
         "create" => {
             let body = h::read_body(http_request.into_body()).await?;
             let object = h::decode_object(&body, &content_type)?;
-            let warnings = check_fields(resource, &query, &object, false, &body, &content_type)?;
+            let warnings = check_fields(served, &query, &object, false, &body, &content_type)?;
+            let object = conversion::to_storage(served, object);
             if is_rbac(resource) {
                 let mut object = object.clone();
                 if let (Some(namespace), Some(meta)) =
@@ -655,12 +673,14 @@ async fn resource(
             } else {
                 StatusCode::OK
             };
+            let created = conversion::from_storage(served, created);
             Ok(with_warnings(rest::respond(status, &created), &warnings))
         }
         "update" => {
             let body = h::read_body(http_request.into_body()).await?;
             let object = h::decode_object(&body, &content_type)?;
-            let warnings = check_fields(resource, &query, &object, false, &body, &content_type)?;
+            let warnings = check_fields(served, &query, &object, false, &body, &content_type)?;
+            let object = conversion::to_storage(served, object);
             if is_rbac(resource) {
                 let old = rest.get(resource, &request).await.ok();
                 let mut object = object.clone();
@@ -675,7 +695,7 @@ async fn resource(
             }
             let updated = rest.update(resource, &request, &query, object).await?;
             Ok(with_warnings(
-                rest::respond(StatusCode::OK, &updated),
+                rest::respond(StatusCode::OK, &conversion::from_storage(served, updated)),
                 &warnings,
             ))
         }
@@ -687,7 +707,7 @@ async fn resource(
                 ) => {
                     let warnings = match (patch_type, serde_json::from_slice::<Value>(&body)) {
                         (PatchType::Merge | PatchType::StrategicMerge, Ok(patch)) => {
-                            check_fields(resource, &query, &patch, true, &body, &content_type)?
+                            check_fields(served, &query, &patch, true, &body, &content_type)?
                         }
                         _ => Vec::new(),
                     };
@@ -697,7 +717,7 @@ async fn resource(
                         let mut trial = query.clone();
                         trial.set("dryRun", "All");
                         let result = rest
-                            .patch(resource, &request, &trial, patch_type, body.clone())
+                            .patch(resource, served, &request, &trial, patch_type, body.clone())
                             .await?;
                         state.authorizer.check_rbac_write(
                             user,
@@ -707,10 +727,10 @@ async fn resource(
                         )?;
                     }
                     let patched = rest
-                        .patch(resource, &request, &query, patch_type, body)
+                        .patch(resource, served, &request, &query, patch_type, body)
                         .await?;
                     Ok(with_warnings(
-                        rest::respond(StatusCode::OK, &patched),
+                        rest::respond(StatusCode::OK, &conversion::from_storage(served, patched)),
                         &warnings,
                     ))
                 }
@@ -726,13 +746,17 @@ async fn resource(
             };
             if request.verb == "delete" {
                 let (status, answer) = rest.delete(resource, &request, &query, &options).await?;
-                Ok(rest::respond(status, &answer))
+                Ok(rest::respond(
+                    status,
+                    &conversion::answer_from_storage(served, answer),
+                ))
             } else {
+                let answer = rest
+                    .delete_collection(resource, &request, &query, &options)
+                    .await?;
                 Ok(rest::respond(
                     StatusCode::OK,
-                    &rest
-                        .delete_collection(resource, &request, &query, &options)
-                        .await?,
+                    &conversion::answer_from_storage(served, answer),
                 ))
             }
         }
@@ -840,6 +864,24 @@ fn with_warnings(mut response: Response<Body>, warnings: &[String]) -> Response<
         }
     }
     response
+}
+
+/// A watch's JSON lines with each object as `served` shows it.
+fn converted_events(
+    served: &'static Resource,
+    lines: impl futures::Stream<Item = bytes::Bytes> + Send + Sync + 'static,
+) -> impl futures::Stream<Item = bytes::Bytes> + Send + Sync + 'static {
+    use futures::StreamExt;
+    lines.map(move |line| {
+        let Ok(mut event) = serde_json::from_slice::<Value>(&line) else {
+            return line;
+        };
+        let object = event["object"].take();
+        event["object"] = conversion::answer_from_storage(served, object);
+        let mut bytes = serde_json::to_vec(&event).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes::Bytes::from(bytes)
+    })
 }
 
 fn tokio_stream_of(

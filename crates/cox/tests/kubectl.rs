@@ -887,6 +887,172 @@ fn answers_are_protobuf_when_asked_for_first() {
     assert_eq!(decode(&first[magic..])["metadata"]["name"], "pb");
 }
 
+/// A resource served at two versions keeps one stored form: each version reads and writes
+/// its own shape, and what one version cannot say survives a round trip through it.
+#[test]
+fn versions_of_one_resource_convert_both_ways() {
+    let cluster = Cluster::start();
+    let get = |what: &str| json(&cluster.ok(&["get", what, "-o", "json"]));
+
+    // autoscaling/v1's CPU target is v2's CPU utilization metric.
+    cluster.ok(&["create", "deployment", "web", "--image=nginx"]);
+    cluster.ok(&[
+        "autoscale",
+        "deployment",
+        "web",
+        "--max=3",
+        "--cpu-percent=50",
+    ]);
+    let v1 = get("horizontalpodautoscalers.v1.autoscaling/web");
+    assert_eq!(v1["apiVersion"], "autoscaling/v1");
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 50, "{v1}");
+    let v2 = get("horizontalpodautoscalers.v2.autoscaling/web");
+    assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        v2["spec"]["metrics"],
+        serde_json::json!([{"type": "Resource", "resource": {"name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": 50}}}]),
+        "{v2}"
+    );
+    assert!(v2["spec"].get("targetCPUUtilizationPercentage").is_none());
+    // A patch written against v1 applies to v1's view.
+    cluster.ok(&[
+        "patch",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"targetCPUUtilizationPercentage":70}}"#,
+    ]);
+    let v2 = get("horizontalpodautoscalers.v2.autoscaling/web");
+    assert_eq!(
+        v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        70
+    );
+    let listed = json(&cluster.ok(&[
+        "get",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(
+        listed["items"][0]["spec"]["targetCPUUtilizationPercentage"],
+        70
+    );
+    assert_eq!(listed["items"][0]["apiVersion"], "autoscaling/v1");
+
+    // A v2 HPA with a metric and a behaviour v1 has no fields for: a v1 client's read and
+    // write back (as `kubectl edit` through v1 would) keeps them.
+    let manifest = cluster.file(
+        "hpa-v2.yaml",
+        r#"
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: mem}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 4
+  metrics:
+  - type: Resource
+    resource: {name: memory, target: {type: AverageValue, averageValue: 100Mi}}
+  behavior:
+    scaleDown: {stabilizationWindowSeconds: 60}
+"#,
+    );
+    cluster.ok(&["create", "-f", &manifest]);
+    let v2 = get("horizontalpodautoscalers.v2.autoscaling/mem");
+    assert_eq!(
+        v2["spec"]["behavior"]["scaleUp"]["policies"][0],
+        serde_json::json!({"type": "Pods", "value": 4, "periodSeconds": 15}),
+        "a given behaviour is filled in: {v2}"
+    );
+    let mut v1 = get("horizontalpodautoscalers.v1.autoscaling/mem");
+    let annotations = &v1["metadata"]["annotations"];
+    assert!(
+        annotations["autoscaling.alpha.kubernetes.io/metrics"]
+            .as_str()
+            .is_some_and(|m| m.contains("memory")),
+        "{v1}"
+    );
+    assert!(
+        v1["spec"].get("targetCPUUtilizationPercentage").is_none(),
+        "{v1}"
+    );
+    v1["spec"]["maxReplicas"] = serde_json::json!(6);
+    let edited = cluster.file("hpa-v1.json", &v1.to_string());
+    cluster.ok(&["replace", "-f", &edited]);
+    let v2 = get("horizontalpodautoscalers.v2.autoscaling/mem");
+    assert_eq!(v2["spec"]["maxReplicas"], 6);
+    assert_eq!(
+        v2["spec"]["metrics"][0]["resource"]["name"], "memory",
+        "{v2}"
+    );
+    assert_eq!(
+        v2["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+        60
+    );
+    assert!(
+        v2["metadata"]["annotations"].is_null(),
+        "the annotations were lifted back out: {v2}"
+    );
+    // A watch through v1 sends v1 objects.
+    let stream = cluster.curl_admin(
+        &[],
+        "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers?watch=true&timeoutSeconds=1&fieldSelector=metadata.name%3Dweb",
+    );
+    let event = json(stream.lines().next().expect("an event"));
+    assert_eq!(event["object"]["apiVersion"], "autoscaling/v1");
+    assert_eq!(
+        event["object"]["spec"]["targetCPUUtilizationPercentage"],
+        70
+    );
+
+    // Events: core v1's fields are events.k8s.io/v1's under other names, both ways.
+    let core = cluster.file(
+        "event.yaml",
+        r#"
+apiVersion: v1
+kind: Event
+metadata: {name: core-event}
+involvedObject: {kind: Deployment, name: web, namespace: default}
+reason: Tested
+message: written as core v1
+type: Normal
+source: {component: tester}
+count: 2
+"#,
+    );
+    cluster.ok(&["create", "-f", &core]);
+    let new = get("events.v1.events.k8s.io/core-event");
+    assert_eq!(new["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(new["note"], "written as core v1");
+    assert_eq!(new["regarding"]["name"], "web");
+    assert_eq!(new["deprecatedCount"], 2);
+    assert_eq!(new["deprecatedSource"]["component"], "tester");
+    let modern = cluster.file(
+        "event-new.yaml",
+        r#"
+apiVersion: events.k8s.io/v1
+kind: Event
+metadata: {name: new-event}
+eventTime: "2024-01-01T00:00:00.000000Z"
+reportingController: example.com/tester
+reportingInstance: tester-1
+action: Testing
+reason: Tested
+regarding: {kind: Deployment, name: web, namespace: default}
+note: written as events.k8s.io/v1
+type: Normal
+"#,
+    );
+    cluster.ok(&["create", "-f", &modern]);
+    let core = get("events.v1./new-event");
+    assert_eq!(core["apiVersion"], "v1");
+    assert_eq!(core["message"], "written as events.k8s.io/v1");
+    assert_eq!(core["involvedObject"]["kind"], "Deployment");
+    assert_eq!(core["reportingComponent"], "example.com/tester");
+}
+
 #[test]
 fn get_prints_upstream_columns() {
     let cluster = Cluster::start();
