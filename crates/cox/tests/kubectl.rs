@@ -1197,6 +1197,37 @@ fn pods_and_workloads_get_upstream_defaults_and_validation() {
         json(&cluster.ok(&["get", "secret", "s", "-o", "json"]))["type"],
         "Opaque"
     );
+
+    // The less common kinds are validated too, each with upstream's words.
+    let cases = [
+        (
+            r#"{"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"cj"},"spec":{"schedule":"every day",
+                "jobTemplate":{"spec":{"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"x"}]}}}}}}"#,
+            r#"The CronJob "cj" is invalid: spec.schedule: Invalid value: "every day": expected exactly 5 fields, found 2: every day"#,
+        ),
+        (
+            r#"{"apiVersion":"policy/v1","kind":"PodDisruptionBudget","metadata":{"name":"pdb"},"spec":{"minAvailable":1,"maxUnavailable":1}}"#,
+            "minAvailable and maxUnavailable cannot be both set",
+        ),
+        (
+            r#"{"apiVersion":"networking.k8s.io/v1","kind":"Ingress","metadata":{"name":"ing"},"spec":{"rules":[{"http":{"paths":[
+                {"path":"/","backend":{"service":{"name":"web","port":{"number":80}}}}]}}]}}"#,
+            "spec.rules[0].http.paths[0].pathType: Required value: pathType must be specified",
+        ),
+        (
+            r#"{"apiVersion":"rbac.authorization.k8s.io/v1","kind":"Role","metadata":{"name":"r"},"rules":[{"apiGroups":[""],"resources":["pods"]}]}"#,
+            "rules[0].verbs: Required value: verbs must contain at least one value",
+        ),
+        (
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"tls"},"type":"kubernetes.io/tls","data":{"tls.crt":"eA=="}}"#,
+            r#"The Secret "tls" is invalid: data[tls.key]: Required value"#,
+        ),
+    ];
+    for (i, (manifest, want)) in cases.iter().enumerate() {
+        let file = cluster.file(&format!("invalid-{i}.json"), manifest);
+        let err = cluster.fails(&["create", "-f", &file, "--validate=false"]);
+        assert!(err.contains(want), "want {want:?} in {err}");
+    }
 }
 
 #[test]

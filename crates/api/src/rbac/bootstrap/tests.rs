@@ -420,3 +420,30 @@ fn components_have_their_roles() {
             .named("pull")
     ));
 }
+
+#[test]
+fn every_default_object_passes_validation() {
+    let check = |kind: &str, object: serde_json::Value| {
+        let errors = crate::validate::validate("rbac.authorization.k8s.io", kind, &object);
+        assert!(
+            errors.is_empty(),
+            "{kind} {}: {errors:?}",
+            object["metadata"]["name"]
+        );
+    };
+    for role in cluster_roles() {
+        check("ClusterRole", serde_json::to_value(role).expect("JSON"));
+    }
+    for role in roles() {
+        check("Role", serde_json::to_value(role).expect("JSON"));
+    }
+    for binding in cluster_role_bindings() {
+        check(
+            "ClusterRoleBinding",
+            serde_json::to_value(binding).expect("JSON"),
+        );
+    }
+    for binding in role_bindings() {
+        check("RoleBinding", serde_json::to_value(binding).expect("JSON"));
+    }
+}

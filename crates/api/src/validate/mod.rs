@@ -1,12 +1,14 @@
 //! Per-kind validation of built-in objects (after defaulting), with upstream's field paths and
 //! messages. It covers what users most often get wrong: pods' containers, images, names,
 //! ports, restart policies, workloads whose selector does not select their template, and
-//! configuration keys. (Services: [`crate::service`].)
+//! configuration keys; the less common kinds are in `kinds`. (Services: [`crate::service`].)
 
 use serde_json::Value;
 
 use crate::labels::Selector;
 use crate::validation::{self, FieldError};
+
+mod kinds;
 
 const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
 const DNS_POLICIES: &[&str] = &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
@@ -271,6 +273,15 @@ fn config_keys(object: &Value) -> Vec<FieldError> {
 
 /// Problems with `object`, a `group`/`kind` (after defaulting); empty when valid.
 pub fn validate(group: &str, kind: &str, object: &Value) -> Vec<FieldError> {
+    let mut errors = common(group, kind, object);
+    if let Some(more) = kinds::validate(group, kind, object) {
+        errors.extend(more);
+    }
+    errors
+}
+
+/// The kinds most used: pods, workloads, configuration.
+fn common(group: &str, kind: &str, object: &Value) -> Vec<FieldError> {
     match (group, kind) {
         ("", "Pod") => object
             .get("spec")
