@@ -43,6 +43,7 @@ pub mod proxy;
 pub mod quantity;
 pub mod rbac;
 pub mod registry;
+pub mod reviews;
 pub mod schema;
 pub mod service;
 pub mod service_account;

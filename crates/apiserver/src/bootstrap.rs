@@ -64,37 +64,27 @@ async fn ensure(
 /// created when missing (ones a user changed are left as they are).
 pub async fn rbac_defaults(rest: &Rest) -> Result<(), ApiError> {
     use cox_api::rbac::bootstrap;
-    const GROUP: &str = "rbac.authorization.k8s.io";
-    let encode = |object: &dyn erased::Json| object.json();
-    let mut objects: Vec<(&str, Option<String>, String, Value)> = Vec::new();
+    let mut objects = Vec::new();
     for role in bootstrap::cluster_roles() {
-        let name = role.metadata.name.clone().unwrap_or_default();
-        objects.push(("clusterroles", None, name, encode(&role)?));
+        objects.push(default_object("clusterroles", &role.metadata, &role)?);
     }
     for binding in bootstrap::cluster_role_bindings() {
-        let name = binding.metadata.name.clone().unwrap_or_default();
-        objects.push(("clusterrolebindings", None, name, encode(&binding)?));
+        objects.push(default_object(
+            "clusterrolebindings",
+            &binding.metadata,
+            &binding,
+        )?);
     }
     for role in bootstrap::roles() {
-        let (namespace, name) = (role.metadata.namespace.clone(), role.metadata.name.clone());
-        objects.push(("roles", namespace, name.unwrap_or_default(), encode(&role)?));
+        objects.push(default_object("roles", &role.metadata, &role)?);
     }
     for binding in bootstrap::role_bindings() {
-        let (namespace, name) = (
-            binding.metadata.namespace.clone(),
-            binding.metadata.name.clone(),
-        );
-        objects.push((
-            "rolebindings",
-            namespace,
-            name.unwrap_or_default(),
-            encode(&binding)?,
-        ));
+        objects.push(default_object("rolebindings", &binding.metadata, &binding)?);
     }
     for (resource, namespace, name, object) in objects {
         ensure(
             rest,
-            GROUP,
+            "rbac.authorization.k8s.io",
             resource,
             namespace.as_deref(),
             &name,
@@ -106,20 +96,19 @@ pub async fn rbac_defaults(rest: &Rest) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Serializing the different RBAC kinds through one closure.
-mod erased {
-    use cox_api::status::ApiError;
-    use serde_json::Value;
-
-    pub trait Json {
-        fn json(&self) -> Result<Value, ApiError>;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn json(&self) -> Result<Value, ApiError> {
-            serde_json::to_value(self).map_err(|e| ApiError::internal(e.to_string()))
-        }
-    }
+/// A default object of `resource` as `ensure` takes it: its namespace, name and JSON.
+fn default_object(
+    resource: &'static str,
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    object: &impl serde::Serialize,
+) -> Result<(&'static str, Option<String>, String, Value), ApiError> {
+    let json = serde_json::to_value(object).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((
+        resource,
+        metadata.namespace.clone(),
+        metadata.name.clone().unwrap_or_default(),
+        json,
+    ))
 }
 
 pub async fn run(rest: &Rest, service: &KubernetesService) -> Result<(), ApiError> {

@@ -2,11 +2,12 @@
 //! auth whoami`), `TokenReview` (is this bearer token valid, and whose is it), and the access
 //! reviews `kubectl auth can-i` and webhooks ask (`SelfSubjectAccessReview`,
 //! `SubjectAccessReview`, `LocalSubjectAccessReview`) and `SelfSubjectRulesReview` (`kubectl
-//! auth can-i --list`): the answer is the authorizer's.
+//! auth can-i --list`): the answer is the authorizer's. Their shapes are `cox_api::reviews`.
 
 use cox_api::registry::Resource;
+use cox_api::reviews::{self, AccessQuestion, Subject};
 use cox_api::status::ApiError;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::authn::User;
 use crate::request::ResourceRequest;
@@ -29,28 +30,19 @@ pub fn answer(
     namespace: Option<&str>,
     body: &Value,
 ) -> Result<Value, ApiError> {
-    let mut answer = json!({
-        "kind": resource.kind,
-        "apiVersion": resource.api_version(),
-        "metadata": {"creationTimestamp": null},
-        "spec": body.get("spec").cloned().unwrap_or_else(|| json!({})),
-    });
-    if let Some(namespace) = namespace {
-        answer["metadata"]["namespace"] = json!(namespace);
-    }
-    answer["status"] = match resource.plural {
-        "selfsubjectreviews" => json!({"userInfo": user_info(user)}),
-        "tokenreviews" => match &reviewer.token_user {
-            Some(found) => json!({"authenticated": true, "user": user_info(found)}),
-            None => json!({"user": {}, "error": "invalid bearer token"}),
-        },
-        "selfsubjectaccessreviews" => access(reviewer, user, &body["spec"], None)?,
-        "localsubjectaccessreviews" => {
-            access(reviewer, &subject(&body["spec"]), &body["spec"], namespace)?
+    let spec = &body["spec"];
+    let status = match resource.plural {
+        "selfsubjectreviews" => {
+            serde_json::json!({"userInfo": reviews::user_info(&subject_of(user))})
         }
-        "subjectaccessreviews" => access(reviewer, &subject(&body["spec"]), &body["spec"], None)?,
+        "tokenreviews" => {
+            reviews::token_review_status(reviewer.token_user.as_ref().map(subject_of).as_ref())
+        }
+        "selfsubjectaccessreviews" => access(reviewer, user, spec, None)?,
+        "localsubjectaccessreviews" => access(reviewer, &user_of(spec), spec, namespace)?,
+        "subjectaccessreviews" => access(reviewer, &user_of(spec), spec, None)?,
         "selfsubjectrulesreviews" => {
-            let namespace = body["spec"]["namespace"].as_str().unwrap_or_default();
+            let namespace = spec["namespace"].as_str().unwrap_or_default();
             reviewer.authorizer.rules_review(user, namespace)
         }
         other => {
@@ -59,27 +51,20 @@ pub fn answer(
             )));
         }
     };
-    Ok(answer)
+    Ok(reviews::answered(resource, namespace, body, status))
 }
 
-fn user_info(user: &User) -> Value {
-    json!({"username": user.name, "groups": user.groups})
+fn subject_of(user: &User) -> Subject {
+    Subject {
+        name: user.name.clone(),
+        groups: user.groups.clone(),
+    }
 }
 
 /// The user a (Local)SubjectAccessReview asks about.
-fn subject(spec: &Value) -> User {
-    User {
-        name: spec["user"].as_str().unwrap_or_default().to_string(),
-        groups: spec["groups"]
-            .as_array()
-            .map(|g| {
-                g.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
+fn user_of(spec: &Value) -> User {
+    let Subject { name, groups } = reviews::subject(spec);
+    User { name, groups }
 }
 
 /// The status of an access review: whether the authorizer allows the request described.
@@ -89,43 +74,29 @@ fn access(
     spec: &Value,
     local_namespace: Option<&str>,
 ) -> Result<Value, ApiError> {
-    let attributes = &spec["resourceAttributes"];
-    let non_resource = &spec["nonResourceAttributes"];
-    let text = |value: &Value, key: &str| value[key].as_str().unwrap_or_default().to_string();
-    let allowed = if attributes.is_object() {
-        let namespace = local_namespace
-            .map(str::to_string)
-            .or_else(|| attributes["namespace"].as_str().map(str::to_string))
-            .filter(|n| !n.is_empty());
-        if let (Some(local), Some(asked)) = (local_namespace, attributes["namespace"].as_str())
-            && !asked.is_empty()
-            && asked != local
-        {
-            return Err(ApiError::bad_request(format!(
-                "spec.resourceAttributes.namespace must match metadata.namespace: {asked:?} is not {local:?}"
-            )));
-        }
-        let request = ResourceRequest {
-            group: text(attributes, "group"),
-            version: text(attributes, "version"),
+    let allowed = match reviews::access_question(spec, local_namespace)? {
+        AccessQuestion::Resource {
+            group,
+            version,
             namespace,
-            resource: text(attributes, "resource"),
-            name: text(attributes, "name"),
-            subresource: text(attributes, "subresource"),
-            verb: text(attributes, "verb"),
-            rest: Vec::new(),
-        };
-        reviewer.authorizer.allowed(user, &request)
-    } else if non_resource.is_object() {
-        reviewer.authorizer.allowed_path(
+            resource,
+            subresource,
+            name,
+            verb,
+        } => reviewer.authorizer.allowed(
             user,
-            &text(non_resource, "verb"),
-            &text(non_resource, "path"),
-        )
-    } else {
-        return Err(ApiError::bad_request(
-            "exactly one of nonResourceAttributes or resourceAttributes must be specified",
-        ));
+            &ResourceRequest {
+                group,
+                version,
+                namespace,
+                resource,
+                name,
+                subresource,
+                verb,
+                rest: Vec::new(),
+            },
+        ),
+        AccessQuestion::Path { verb, path } => reviewer.authorizer.allowed_path(user, &verb, &path),
     };
-    Ok(json!({"allowed": allowed}))
+    Ok(reviews::access_status(allowed))
 }
