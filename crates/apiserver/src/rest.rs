@@ -589,6 +589,8 @@ impl Rest {
     /// PATCH with JSON patch or merge patch.
     /// PATCH of a `resource` object, the patch written against `served`'s form of it (the
     /// same resource, or another version stored as `resource`); answers the stored form.
+    /// `check` judges the patched object against the one it replaces before it is stored.
+    #[allow(clippy::too_many_arguments)]
     pub async fn patch(
         &self,
         resource: &Resource,
@@ -597,6 +599,7 @@ impl Rest {
         query: &Query,
         patch_type: PatchType,
         body: Bytes,
+        check: Option<&PatchCheck<'_>>,
     ) -> Result<Value, ApiError> {
         let group = served.group;
         let version = served.version;
@@ -609,8 +612,14 @@ impl Rest {
                 PatchType::Json => patch::json_patch(old, &body),
                 PatchType::Merge => patch::merge_patch(old, &body),
                 PatchType::StrategicMerge => {
-                    let patched = strategic_merge(old, &body, group, version, kind)?;
-                    return Ok(conversion::to_storage(served, patched));
+                    let patched = conversion::to_storage(
+                        served,
+                        strategic_merge(old, &body, group, version, kind)?,
+                    );
+                    if let Some(check) = check {
+                        check(&patched, stored).map_err(Some)?;
+                    }
+                    return Ok(patched);
                 }
                 PatchType::Apply => unreachable_patch(),
             };
@@ -620,7 +629,11 @@ impl Rest {
             if !wanted.is_empty() && wanted != objects::str_at(old, "/metadata/resourceVersion") {
                 return Err(None);
             }
-            Ok(conversion::to_storage(served, patched))
+            let patched = conversion::to_storage(served, patched);
+            if let Some(check) = check {
+                check(&patched, stored).map_err(Some)?;
+            }
+            Ok(patched)
         })
         .await
     }
@@ -1250,6 +1263,9 @@ pub fn default_namespace(object: &mut Value) {
         }
     }
 }
+
+/// A judgement of a patched object (first) against the stored one it replaces.
+pub type PatchCheck<'a> = dyn Fn(&Value, &Value) -> Result<(), ApiError> + Sync + 'a;
 
 /// Builds the response for an object answer.
 pub fn respond(status: StatusCode, object: &Value) -> Response<Body> {

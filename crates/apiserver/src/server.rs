@@ -711,23 +711,17 @@ async fn resource(
                         }
                         _ => Vec::new(),
                     };
-                    if is_rbac(resource) {
-                        // The object as the patch would leave it, judged before it is stored.
-                        let old = rest.get(resource, &request).await.ok();
-                        let mut trial = query.clone();
-                        trial.set("dryRun", "All");
-                        let result = rest
-                            .patch(resource, served, &request, &trial, patch_type, body.clone())
-                            .await?;
-                        state.authorizer.check_rbac_write(
-                            user,
-                            resource.plural,
-                            &result,
-                            old.as_ref(),
-                        )?;
-                    }
+                    // A role or binding as the patch would leave it is judged against the
+                    // object it replaces, in the same attempt that stores it.
+                    let escalation = |new: &Value, old: &Value| {
+                        state
+                            .authorizer
+                            .check_rbac_write(user, resource.plural, new, Some(old))
+                    };
+                    let check: Option<&rest::PatchCheck<'_>> =
+                        is_rbac(resource).then_some(&escalation);
                     let patched = rest
-                        .patch(resource, served, &request, &query, patch_type, body)
+                        .patch(resource, served, &request, &query, patch_type, body, check)
                         .await?;
                     Ok(with_warnings(
                         rest::respond(StatusCode::OK, &conversion::from_storage(served, patched)),

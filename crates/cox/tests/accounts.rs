@@ -132,7 +132,7 @@ fn service_account_tokens_authenticate_until_their_account_or_pod_is_gone() {
         "create",
         "role",
         "role-maker",
-        "--verb=create",
+        "--verb=create,get,patch",
         "--resource=roles",
     ]);
     cluster.ok(&[
@@ -169,6 +169,58 @@ fn service_account_tokens_authenticate_until_their_account_or_pod_is_gone() {
         text(&stolen).contains("is attempting to grant RBAC permissions not currently held"),
         "{}",
         text(&stolen)
+    );
+    // Nor by patching a role they may change: judged on the role the patch would leave.
+    let widened = cluster.kubectl_as(
+        &as_builder,
+        &[
+            "patch",
+            "role",
+            "reader",
+            "--type=json",
+            "-p",
+            r#"[{"op":"add","path":"/rules/-","value":{"apiGroups":[""],"resources":["secrets"],"verbs":["get"]}}]"#,
+        ],
+    );
+    assert!(
+        text(&widened).contains("is attempting to grant RBAC permissions not currently held"),
+        "{}",
+        text(&widened)
+    );
+    let held = cluster.kubectl_as(
+        &as_builder,
+        &[
+            "patch",
+            "role",
+            "reader",
+            "--type=json",
+            "-p",
+            r#"[{"op":"add","path":"/rules/-","value":{"apiGroups":[""],"resources":["pods"],"verbs":["list"]}}]"#,
+        ],
+    );
+    assert!(held.status.success(), "{}", text(&held));
+    assert!(
+        cluster
+            .ok(&[
+                "get",
+                "role",
+                "reader",
+                "-o",
+                "jsonpath={.rules[*].resources}"
+            ])
+            .contains("pods"),
+    );
+    assert!(
+        !cluster
+            .ok(&[
+                "get",
+                "role",
+                "reader",
+                "-o",
+                "jsonpath={.rules[*].resources}"
+            ])
+            .contains("secrets"),
+        "the refused patch left nothing"
     );
 
     // A TokenReview says whose it is.
