@@ -485,6 +485,14 @@ fn containers_of_a_pod_sharing_its_pid_namespace_see_and_signal_each_other_conta
 /// another's processes; stopping the pod ends everything in the namespace.
 fn containers_of_a_pod_sharing_its_pid_namespace_see_and_signal_each_other(backend: Backend) {
     let node = Node::start(backend);
+    // Sleeps of lengths no other test's processes have (the backends' tests run side by side,
+    // and the end checks that none of these outlived the pod).
+    let base = match backend {
+        Backend::Cox => 3610,
+        Backend::Containerd => 3620,
+        Backend::CoxCrun => 3630,
+    };
+    let (first, second, third) = (base + 1, base + 2, base + 3);
     let pod_config = node.config_file(
         "shared-pod.json",
         &json!({
@@ -509,8 +517,8 @@ fn containers_of_a_pod_sharing_its_pid_namespace_see_and_signal_each_other(backe
             }),
         )
     };
-    let sleeper = container("sleeper", 3601);
-    let looker = container("looker", 3602);
+    let sleeper = container("sleeper", first);
+    let looker = container("looker", second);
 
     let ps = node.crictl(&["exec", &looker, "ps", "-o", "pid,args"]);
     let pid_of = |args: &str| {
@@ -520,8 +528,8 @@ fn containers_of_a_pod_sharing_its_pid_namespace_see_and_signal_each_other(backe
             .unwrap_or_else(|| panic!("no process {args:?} in the shared namespace:\n{ps}"))
             .to_string()
     };
-    let sleeper_pid = pid_of("sleep 3601");
-    let looker_pid = pid_of("sleep 3602");
+    let sleeper_pid = pid_of(&format!("sleep {first}"));
+    let looker_pid = pid_of(&format!("sleep {second}"));
     assert!(
         sleeper_pid != "1" && looker_pid != "1",
         "the namespace's first process is neither container's:\n{ps}"
@@ -546,19 +554,19 @@ fn containers_of_a_pod_sharing_its_pid_namespace_see_and_signal_each_other(backe
         json!({
             "metadata": {"name": "alone"},
             "image": {"image": "busybox:1.36"},
-            "command": ["sleep", "3603"],
+            "command": ["sleep", third.to_string()],
             "linux": {"security_context": {"namespace_options": {"pid": node::PID_PER_CONTAINER}}},
         }),
     );
     let own = node.crictl(&["exec", &alone, "ps", "-o", "pid,args"]);
     assert!(
-        !own.contains("sleep 3602"),
+        !own.contains(&format!("sleep {second}")),
         "a container with its own pid namespace sees the pod's:\n{own}"
     );
 
     node.crictl(&["stopp", &pod]);
     let stray = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 360[12]"])
+        .args(["-f", &format!("sleep ({first}|{second})$")])
         .output()
         .expect("pgrep");
     assert!(

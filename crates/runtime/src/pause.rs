@@ -20,8 +20,11 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, WaitOptions};
 
 /// `cox pause <pid-file>`: writes its pid as the host sees it to `pid_file`, then reaps
-/// children forever.
+/// children forever, asleep until a child ends.
 pub fn run(pid_file: &Path) -> io::Result<()> {
+    // Registered first: a SIGCHLD from then on wakes the loop below, even one that arrives
+    // while it is reaping.
+    let mut children_ended = signal_hook::iterator::Signals::new([signal_hook::consts::SIGCHLD])?;
     // /proc is the host's (no new mount namespace), so /proc/self names the host's pid, where
     // getpid() would say 1.
     let host_pid = fs::read_link("/proc/self")?;
@@ -29,12 +32,9 @@ pub fn run(pid_file: &Path) -> io::Result<()> {
     fs::write(&staged, host_pid.as_os_str().as_encoded_bytes())?;
     fs::rename(staged, pid_file)?;
     loop {
-        match rustix::process::wait(WaitOptions::empty()) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            // Nothing to reap yet: a zombie waits at most this long.
-            Err(rustix::io::Errno::CHILD) => std::thread::sleep(Duration::from_millis(500)),
-            Err(e) => return Err(e.into()),
-        }
+        // Every child that has ended, then sleep until the next one does.
+        while let Ok(Some(_)) = rustix::process::wait(WaitOptions::NOHANG) {}
+        let _ = children_ended.forever().next();
     }
 }
 
