@@ -73,7 +73,7 @@ pub(super) fn v1_to_v2(mut hpa: Value) -> Value {
         .and_then(|v| v.as_array().cloned())
         .unwrap_or_default()
         .iter()
-        .map(metric_spec_to_v2)
+        .map(|m| metric_to_v2(m, Part::Target))
         .collect();
     if let Some(percent) = spec.remove("targetCPUUtilizationPercentage") {
         metrics.push(cpu_utilization_metric(&percent));
@@ -92,7 +92,7 @@ pub(super) fn v1_to_v2(mut hpa: Value) -> Value {
     let cpu = status.remove("currentCPUUtilizationPercentage");
     let current: Option<Vec<Value>> = decoded(CURRENT_METRICS)
         .and_then(|v| v.as_array().cloned())
-        .map(|list| list.iter().map(metric_status_to_v2).collect())
+        .map(|list| list.iter().map(|m| metric_to_v2(m, Part::Current)).collect())
         .or_else(|| {
             cpu.map(|percent| {
                 vec![json!({"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": percent}}})]
@@ -128,7 +128,7 @@ pub(super) fn v2_to_v1(mut hpa: Value) -> Value {
     let others: Vec<Value> = metrics
         .iter()
         .filter(|m| is_cpu_utilization(m, "target").is_none())
-        .map(metric_spec_to_v1)
+        .map(|m| metric_to_v1(m, Part::Target))
         .collect();
     if let Some(percent) = cpu {
         spec.insert("targetCPUUtilizationPercentage".into(), percent);
@@ -152,7 +152,10 @@ pub(super) fn v2_to_v1(mut hpa: Value) -> Value {
             status.insert("currentCPUUtilizationPercentage".into(), percent);
         }
         if !current.is_empty() {
-            let converted: Vec<Value> = current.iter().map(metric_status_to_v1).collect();
+            let converted: Vec<Value> = current
+                .iter()
+                .map(|m| metric_to_v1(m, Part::Current))
+                .collect();
             annotations.insert(
                 CURRENT_METRICS.into(),
                 json!(Value::Array(converted).to_string()),
@@ -183,246 +186,141 @@ pub(super) fn v2_to_v1(mut hpa: Value) -> Value {
     hpa
 }
 
-/// A v1 `MetricSpec` (the annotation's shape) as v2's.
-fn metric_spec_to_v2(metric: &Value) -> Value {
+/// A metric's target (in a spec) or current value (in a status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Target,
+    Current,
+}
+
+impl Part {
+    /// v2's key for the part, and the prefix of v1's names for its values.
+    fn key(self) -> &'static str {
+        match self {
+            Part::Target => "target",
+            Part::Current => "current",
+        }
+    }
+}
+
+/// The field of a metric of type `kind` that holds its source (`Pods` → `pods`).
+fn source_field(kind: &str) -> String {
+    let mut chars = kind.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_lowercase())
+        .into_iter()
+        .chain(chars)
+        .collect()
+}
+
+/// A v1 `MetricSpec` or `MetricStatus` (the annotations' shapes) as v2's.
+fn metric_to_v2(metric: &Value, part: Part) -> Value {
     let kind = metric["type"].as_str().unwrap_or_default();
-    let mut out = json!({"type": kind});
-    match kind {
+    let field = source_field(kind);
+    let source = &metric[&field];
+    let p = part.key();
+    let v1 = |name: &str| &source[format!("{p}{name}")];
+    // v2's target names its type; a current value does not.
+    let typed = |target_type: &str| match part {
+        Part::Target => json!({"type": target_type}),
+        Part::Current => json!({}),
+    };
+    let converted = match kind {
         "Object" => {
-            let source = &metric["object"];
             let target_type = if source["averageValue"].is_null() {
                 "Value"
             } else {
                 "AverageValue"
             };
-            let target = with(
-                json!({"type": target_type}),
-                &[
-                    ("value", &source["targetValue"]),
-                    ("averageValue", &source["averageValue"]),
-                ],
-            );
-            out["object"] = json!({
+            json!({
                 "describedObject": source["target"],
                 "metric": identifier(&source["metricName"], &source["selector"]),
-                "target": target,
-            });
+                p: with(typed(target_type), &[("value", v1("Value")), ("averageValue", &source["averageValue"])]),
+            })
         }
-        "Pods" => {
-            let source = &metric["pods"];
-            out["pods"] = json!({
-                "metric": identifier(&source["metricName"], &source["selector"]),
-                "target": with(json!({"type": "AverageValue"}), &[("averageValue", &source["targetAverageValue"])]),
-            });
-        }
+        "Pods" => json!({
+            "metric": identifier(&source["metricName"], &source["selector"]),
+            p: with(typed("AverageValue"), &[("averageValue", v1("AverageValue"))]),
+        }),
         "Resource" | "ContainerResource" => {
-            let field = if kind == "Resource" {
-                "resource"
-            } else {
-                "containerResource"
-            };
-            let source = &metric[field];
-            let target_type = if source["targetAverageUtilization"].is_null() {
+            let target_type = if v1("AverageUtilization").is_null() {
                 "AverageValue"
             } else {
                 "Utilization"
             };
-            let target = with(
-                json!({"type": target_type}),
+            let value = with(
+                typed(target_type),
                 &[
-                    ("averageUtilization", &source["targetAverageUtilization"]),
-                    ("averageValue", &source["targetAverageValue"]),
+                    ("averageUtilization", v1("AverageUtilization")),
+                    ("averageValue", v1("AverageValue")),
                 ],
             );
-            out[field] = with(
-                json!({"name": source["name"], "target": target}),
+            with(
+                json!({"name": source["name"], p: value}),
                 &[("container", &source["container"])],
-            );
+            )
         }
         "External" => {
-            let source = &metric["external"];
-            let target_type = if source["targetValue"].is_null() {
+            let target_type = if v1("Value").is_null() {
                 "AverageValue"
             } else {
                 "Value"
             };
-            out["external"] = json!({
+            json!({
                 "metric": identifier(&source["metricName"], &source["metricSelector"]),
-                "target": with(
-                    json!({"type": target_type}),
-                    &[("value", &source["targetValue"]), ("averageValue", &source["targetAverageValue"])],
-                ),
-            });
+                p: with(typed(target_type), &[("value", v1("Value")), ("averageValue", v1("AverageValue"))]),
+            })
         }
-        _ => {}
-    }
-    out
+        _ => return json!({"type": kind}),
+    };
+    json!({"type": kind, field: converted})
 }
 
-/// A v2 `MetricSpec` in v1's annotation shape.
-fn metric_spec_to_v1(metric: &Value) -> Value {
+/// A v2 `MetricSpec` or `MetricStatus` in v1's annotation shape.
+fn metric_to_v1(metric: &Value, part: Part) -> Value {
     let kind = metric["type"].as_str().unwrap_or_default();
-    let mut out = json!({"type": kind});
-    match kind {
-        "Object" => {
-            let source = &metric["object"];
-            out["object"] = with(
-                json!({"target": source["describedObject"], "metricName": source["metric"]["name"],
-                       "targetValue": source["target"]["value"]}),
-                &[
-                    ("selector", &source["metric"]["selector"]),
-                    ("averageValue", &source["target"]["averageValue"]),
-                ],
-            );
-        }
-        "Pods" => {
-            let source = &metric["pods"];
-            out["pods"] = with(
-                json!({"metricName": source["metric"]["name"], "targetAverageValue": source["target"]["averageValue"]}),
-                &[("selector", &source["metric"]["selector"])],
-            );
-        }
-        "Resource" | "ContainerResource" => {
-            let field = if kind == "Resource" {
-                "resource"
-            } else {
-                "containerResource"
-            };
-            let source = &metric[field];
-            out[field] = with(
-                json!({"name": source["name"]}),
-                &[
-                    (
-                        "targetAverageUtilization",
-                        &source["target"]["averageUtilization"],
-                    ),
-                    ("targetAverageValue", &source["target"]["averageValue"]),
-                    ("container", &source["container"]),
-                ],
-            );
-        }
-        "External" => {
-            let source = &metric["external"];
-            out["external"] = with(
-                json!({"metricName": source["metric"]["name"]}),
-                &[
-                    ("metricSelector", &source["metric"]["selector"]),
-                    ("targetValue", &source["target"]["value"]),
-                    ("targetAverageValue", &source["target"]["averageValue"]),
-                ],
-            );
-        }
-        _ => {}
-    }
-    out
-}
-
-/// A v1 `MetricStatus` (the annotation's shape) as v2's.
-fn metric_status_to_v2(metric: &Value) -> Value {
-    let kind = metric["type"].as_str().unwrap_or_default();
-    let mut out = json!({"type": kind});
-    match kind {
-        "Object" => {
-            let source = &metric["object"];
-            out["object"] = json!({
-                "describedObject": source["target"],
-                "metric": identifier(&source["metricName"], &source["selector"]),
-                "current": with(json!({}), &[("value", &source["currentValue"]), ("averageValue", &source["averageValue"])]),
-            });
-        }
-        "Pods" => {
-            let source = &metric["pods"];
-            out["pods"] = json!({
-                "metric": identifier(&source["metricName"], &source["selector"]),
-                "current": with(json!({}), &[("averageValue", &source["currentAverageValue"])]),
-            });
-        }
-        "Resource" | "ContainerResource" => {
-            let field = if kind == "Resource" {
-                "resource"
-            } else {
-                "containerResource"
-            };
-            let source = &metric[field];
-            let current = with(
-                json!({}),
-                &[
-                    ("averageUtilization", &source["currentAverageUtilization"]),
-                    ("averageValue", &source["currentAverageValue"]),
-                ],
-            );
-            out[field] = with(
-                json!({"name": source["name"], "current": current}),
-                &[("container", &source["container"])],
-            );
-        }
-        "External" => {
-            let source = &metric["external"];
-            out["external"] = json!({
-                "metric": identifier(&source["metricName"], &source["metricSelector"]),
-                "current": with(json!({}), &[("value", &source["currentValue"]), ("averageValue", &source["currentAverageValue"])]),
-            });
-        }
-        _ => {}
-    }
-    out
-}
-
-/// A v2 `MetricStatus` in v1's annotation shape.
-fn metric_status_to_v1(metric: &Value) -> Value {
-    let kind = metric["type"].as_str().unwrap_or_default();
-    let mut out = json!({"type": kind});
-    match kind {
-        "Object" => {
-            let source = &metric["object"];
-            out["object"] = with(
-                json!({"target": source["describedObject"], "metricName": source["metric"]["name"],
-                       "currentValue": source["current"]["value"]}),
-                &[
-                    ("selector", &source["metric"]["selector"]),
-                    ("averageValue", &source["current"]["averageValue"]),
-                ],
-            );
-        }
-        "Pods" => {
-            let source = &metric["pods"];
-            out["pods"] = with(
-                json!({"metricName": source["metric"]["name"], "currentAverageValue": source["current"]["averageValue"]}),
-                &[("selector", &source["metric"]["selector"])],
-            );
-        }
-        "Resource" | "ContainerResource" => {
-            let field = if kind == "Resource" {
-                "resource"
-            } else {
-                "containerResource"
-            };
-            let source = &metric[field];
-            out[field] = with(
-                json!({"name": source["name"], "currentAverageValue": source["current"]["averageValue"]}),
-                &[
-                    (
-                        "currentAverageUtilization",
-                        &source["current"]["averageUtilization"],
-                    ),
-                    ("container", &source["container"]),
-                ],
-            );
-        }
-        "External" => {
-            let source = &metric["external"];
-            out["external"] = with(
-                json!({"metricName": source["metric"]["name"]}),
-                &[
-                    ("metricSelector", &source["metric"]["selector"]),
-                    ("currentValue", &source["current"]["value"]),
-                    ("currentAverageValue", &source["current"]["averageValue"]),
-                ],
-            );
-        }
-        _ => {}
-    }
-    out
+    let field = source_field(kind);
+    let source = &metric[&field];
+    let p = part.key();
+    let value = &source[p];
+    let name = |suffix: &str| format!("{p}{suffix}");
+    let metric_name = json!({"metricName": source["metric"]["name"]});
+    let converted = match kind {
+        "Object" => with(
+            json!({"target": source["describedObject"], "metricName": source["metric"]["name"]}),
+            &[
+                (&name("Value"), &value["value"]),
+                ("selector", &source["metric"]["selector"]),
+                ("averageValue", &value["averageValue"]),
+            ],
+        ),
+        "Pods" => with(
+            metric_name,
+            &[
+                (&name("AverageValue"), &value["averageValue"]),
+                ("selector", &source["metric"]["selector"]),
+            ],
+        ),
+        "Resource" | "ContainerResource" => with(
+            json!({"name": source["name"]}),
+            &[
+                (&name("AverageUtilization"), &value["averageUtilization"]),
+                (&name("AverageValue"), &value["averageValue"]),
+                ("container", &source["container"]),
+            ],
+        ),
+        "External" => with(
+            metric_name,
+            &[
+                ("metricSelector", &source["metric"]["selector"]),
+                (&name("Value"), &value["value"]),
+                (&name("AverageValue"), &value["averageValue"]),
+            ],
+        ),
+        _ => return json!({"type": kind}),
+    };
+    json!({"type": kind, field: converted})
 }
 
 /// v2's `MetricIdentifier`.
