@@ -203,23 +203,24 @@ where
 {
     let (mut to_client, mut from_client) = client.split();
     let (mut to_runtime, mut from_runtime) = runtime.split();
+    // Reads the client until its close (or its end), also once the runtime is gone: leaving
+    // its messages unread would make closing the connection reset it, and a reset loses what
+    // the client had yet to read of the output.
     let upstream = async {
+        let mut runtime_open = true;
         while let Some(Ok(message)) = from_client.next().await {
-            let go_on = match message {
-                Message::Binary(_) => to_runtime.send(message).await.is_ok(),
+            let forwarded = match message {
+                Message::Binary(_) => Some(message),
                 // The Python client writes strings as text messages; upstream reads any
                 // message as channel-prefixed bytes.
-                Message::Text(text) => to_runtime
-                    .send(Message::Binary(Bytes::from(
-                        text.as_str().as_bytes().to_vec(),
-                    )))
-                    .await
-                    .is_ok(),
-                Message::Close(_) => false,
-                _ => true,
+                Message::Text(text) => Some(Message::Binary(Bytes::from(
+                    text.as_str().as_bytes().to_vec(),
+                ))),
+                Message::Close(_) => break,
+                _ => None,
             };
-            if !go_on {
-                break;
+            if let Some(message) = forwarded.filter(|_| runtime_open) {
+                runtime_open = to_runtime.send(message).await.is_ok();
             }
         }
         let _ = to_runtime.close().await;
@@ -247,12 +248,21 @@ where
         let _ = to_client.send(Message::Close(Some(close))).await;
         let _ = to_client.flush().await;
     };
-    // The first side to end ends the stream.
+    // The runtime's end ends the stream, once the client has answered the close (or not, in
+    // time). A client that stops sending (its side closed, or a read error) may still be
+    // reading: what the runtime has yet to send is delivered, and sending fails at once if
+    // the client is gone.
+    tokio::pin!(upstream, downstream);
     tokio::select! {
-        () = upstream => {}
-        () = downstream => {}
+        () = &mut downstream => {
+            let _ = tokio::time::timeout(CLOSE_WAIT, &mut upstream).await;
+        }
+        () = &mut upstream => downstream.await,
     }
 }
+
+/// How long an ended stream waits for the client's close in reply.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {

@@ -91,6 +91,7 @@ pub(super) async fn run(
         () = output => {}
         () = input => {}
     }
+    super::await_close(&mut incoming).await;
     Ok(())
 }
 

@@ -9,6 +9,8 @@
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 use cox_cri::streaming::{self, CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT};
@@ -22,6 +24,9 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::runtime::{Runtime, lock};
 
 type Socket = WebSocketStream<TcpStream>;
+
+/// How long an ended process's output may stay silent before it counts as drained.
+const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(super) async fn run(
     socket: Socket,
@@ -71,6 +76,7 @@ pub(super) async fn run(
     let _ = out.send(Message::Close(None)).await;
     drop(out);
     let _ = writer.await;
+    super::await_close(&mut incoming).await;
     Ok(())
 }
 
@@ -173,11 +179,14 @@ impl Process {
         incoming: &mut futures::stream::SplitStream<Socket>,
         out: &mpsc::Sender<Message>,
     ) -> Result<i32> {
+        // Frames the copiers have passed on, to tell draining output from none.
+        let forwarded = Arc::new(AtomicU64::new(0));
         let copiers: Vec<_> = self
             .outputs
             .drain(..)
             .map(|(channel, mut reader)| {
                 let out = out.clone();
+                let forwarded = Arc::clone(&forwarded);
                 tokio::spawn(async move {
                     let mut buffer = vec![0u8; 32 * 1024];
                     // A terminal reports EIO once the process side has closed: that is its end.
@@ -189,6 +198,7 @@ impl Process {
                         if out.send(Message::binary(frame)).await.is_err() {
                             break;
                         }
+                        forwarded.fetch_add(1, Ordering::Relaxed);
                     }
                 })
             })
@@ -226,8 +236,22 @@ impl Process {
         };
         drop(input);
         drop(terminal);
-        for copier in copiers {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), copier).await;
+        // The output is drained for as long as it flows (a slow client takes its time); a
+        // process left in the background that keeps it open but silent is not waited for.
+        // Copiers are stopped before the status goes out, so that it comes after every frame.
+        for mut copier in copiers {
+            loop {
+                let before = forwarded.load(Ordering::Relaxed);
+                match tokio::time::timeout(DRAIN_IDLE, &mut copier).await {
+                    Ok(_) => break,
+                    Err(_) if forwarded.load(Ordering::Relaxed) != before => {}
+                    Err(_) => {
+                        copier.abort();
+                        let _ = copier.await;
+                        break;
+                    }
+                }
+            }
         }
         Ok(status)
     }

@@ -22,6 +22,26 @@ use crate::runtime::{Runtime, lock};
 
 /// How long a URL handed out by `Exec` or `PortForward` stays valid.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// How long a closed stream waits for the peer's close in reply.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// After our close was sent, reads the WebSocket until the peer's close (or its end, or
+/// [`CLOSE_WAIT`]). Dropping a connection with unread data makes the kernel reset it, and a
+/// reset throws away what the peer had not yet read of ours: the end of the output.
+pub(super) async fn await_close<S, E>(incoming: &mut S)
+where
+    S: futures::Stream<Item = Result<tokio_tungstenite::tungstenite::Message, E>> + Unpin,
+{
+    use futures::StreamExt;
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(message)) = incoming.next().await {
+            if message.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+}
 
 /// A stream a client may open once.
 #[derive(Debug, Clone)]
