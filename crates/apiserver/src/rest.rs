@@ -3,6 +3,7 @@
 //! compare-and-swap on the revision, so concurrent writers get 409s, never lost updates.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -13,7 +14,7 @@ use cox_api::labels::Selector;
 use cox_api::patch::{self, PatchType};
 use cox_api::registry::Resource;
 use cox_api::status::{self, ApiError};
-use cox_store::{Error as StoreError, KeyValue, ListOptions, Store};
+use cox_store::{Error as StoreError, KeyValue, LastChange, ListOptions, Revision, Store};
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -209,12 +210,11 @@ impl Rest {
         let filter = Filter::from_query(resource, query)?;
         let prefix = resource.key(request.namespace.as_deref(), "");
         // resourceVersion=0 means any recent state will do: the watch cache's. Like upstream,
-        // such a list is not paginated.
-        if query.get("resourceVersion") == Some("0")
-            && query.get("continue").is_none_or(str::is_empty)
-            && let Some(cache) = self.caches.get(&resource.key(None, "")).await
-        {
+        // such a list is not paginated. A list of the current state is served from it too,
+        // once it is known to be current.
+        if let Some((cache, floor)) = self.cache_for_list(resource, &prefix, query).await {
             let (objects, revision) = cache.list(&prefix);
+            let revision = revision.max(floor);
             let items: Vec<Value> = objects
                 .iter()
                 .filter(|o| filter.matches_cached(o))
@@ -286,6 +286,52 @@ impl Rest {
     /// instead of decoding and re-encoding every object: the common `GET .../pods`. `None`
     /// when the request needs the general path (selectors, or an object whose encoding this
     /// cannot splice).
+    /// The watch cache to serve a list from, and the revision its answer is at least at;
+    /// `None` when the list must read the store.
+    ///
+    /// `resourceVersion=0` takes the cache as it is. A list of the current state (no
+    /// `resourceVersion`, no paging) takes it once it holds every change under `prefix` up to
+    /// the store's current revision: the store tells the newest such change, and the list
+    /// waits (briefly) for the cache to apply it. Upstream serves these lists from its cache
+    /// the same way (`ConsistentListFromCache`), asking etcd for a progress notification
+    /// where this asks the store; a store that cannot tell is read instead.
+    async fn cache_for_list(
+        &self,
+        resource: &Resource,
+        prefix: &str,
+        query: &Query,
+    ) -> Option<(Arc<crate::watch_cache::Cache>, Revision)> {
+        if query.get("continue").is_some_and(|c| !c.is_empty()) {
+            return None;
+        }
+        let paged = query
+            .get("limit")
+            .is_some_and(|l| !l.is_empty() && l != "0");
+        let consistent = match query.get("resourceVersion") {
+            Some("0") => false,
+            None | Some("") if !paged => true,
+            _ => return None,
+        };
+        let cache = self.caches.get(&resource.key(None, "")).await?;
+        if !consistent {
+            return Some((cache, 0));
+        }
+        let current = self.store.current_revision().await.ok()?;
+        let cached = cache.revision();
+        if cached >= current {
+            return Some((cache, current));
+        }
+        match self.store.last_change(prefix, cached, current).await.ok()? {
+            LastChange::None => Some((cache, current)),
+            // The change is on its way from the store's watch.
+            LastChange::At(revision) => cache
+                .wait_for(revision, Duration::from_secs(1))
+                .await
+                .then_some((cache, current)),
+            LastChange::Unknown => None,
+        }
+    }
+
     pub async fn list_bytes(
         &self,
         resource: &Resource,
@@ -297,14 +343,15 @@ impl Rest {
             return Ok(None);
         }
         let prefix = resource.key(request.namespace.as_deref(), "");
-        let continued = query.get("continue").is_some_and(|c| !c.is_empty());
-        if query.get("resourceVersion") == Some("0") && !continued {
-            let Some(cache) = self.caches.get(&resource.key(None, "")).await else {
-                return Ok(None);
-            };
+        if let Some((cache, floor)) = self.cache_for_list(resource, &prefix, query).await {
             let (objects, revision) = cache.list(&prefix);
             let items: Vec<Bytes> = objects.iter().map(|o| o.json.clone()).collect();
-            return Ok(Some(list_document(resource, revision, None, &items)));
+            return Ok(Some(list_document(
+                resource,
+                revision.max(floor),
+                None,
+                &items,
+            )));
         }
         let (limit, revision, start_after) = self.page_request(query, &prefix).await?;
         let page = match self

@@ -116,6 +116,8 @@ struct Closed;
 pub struct Cache {
     state: RwLock<State>,
     ready: watch::Receiver<bool>,
+    /// The revision the cache is at, for those waiting for it to reach one.
+    advanced: watch::Sender<Revision>,
     /// The resource whose objects these are (for its selectable fields).
     resource: &'static Resource,
 }
@@ -144,6 +146,14 @@ impl Cache {
     /// The revision the cache is at; it moves with every change of its objects.
     pub fn revision(&self) -> Revision {
         self.read().revision
+    }
+
+    /// Waits until the cache is at `revision` or later (at most `limit`); false if it is not.
+    pub async fn wait_for(&self, revision: Revision, limit: Duration) -> bool {
+        let mut advanced = self.advanced.subscribe();
+        tokio::time::timeout(limit, advanced.wait_for(|at| *at >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// The objects under `prefix` and the revision they are at.
@@ -226,6 +236,7 @@ impl Cache {
             oldest: list.revision,
             events: Some(sender),
         };
+        self.advanced.send_replace(list.revision);
         Ok(Some(list.revision))
     }
 
@@ -265,6 +276,7 @@ impl Cache {
             prev,
         });
         state.revision = event.revision();
+        self.advanced.send_replace(state.revision);
         state.history.push_back(Arc::clone(&cached_event));
         while state.history.len() > HISTORY {
             if let Some(dropped) = state.history.pop_front() {
@@ -364,6 +376,7 @@ impl WatchCaches {
         let cache = Arc::new(Cache {
             state: RwLock::new(State::default()),
             ready,
+            advanced: watch::channel(0).0,
             resource,
         });
         caches.insert(prefix.to_owned(), Arc::clone(&cache));

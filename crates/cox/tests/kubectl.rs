@@ -438,6 +438,61 @@ fn lists_page_through_every_object() {
             .count(),
         0
     );
+
+    // A list of the current state (no resourceVersion, no paging; served from the watch
+    // cache once it is current) reads every write acknowledged before it: each new object,
+    // and each deletion, in the list that follows.
+    let path = "/api/v1/namespaces/default/configmaps";
+    for i in 0..15 {
+        let body = format!(
+            r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"fresh-{i}"}}}}"#
+        );
+        let created = json(&cluster.curl_admin(
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                &body,
+            ],
+            path,
+        ));
+        let written: i64 = created["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|rv| rv.parse().ok())
+            .unwrap_or_else(|| panic!("{created}"));
+        let list = json(&cluster.curl_admin(&[], path));
+        let names: Vec<&str> = list["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i["metadata"]["name"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            names.contains(&format!("fresh-{i}").as_str()),
+            "list {i} lacks its write: {names:?}"
+        );
+        let at: i64 = list["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|rv| rv.parse().ok())
+            .unwrap_or_default();
+        assert!(
+            at >= written,
+            "the list is at {at}, before the write at {written}"
+        );
+        if i % 2 == 1 {
+            cluster.curl_admin(&["-X", "DELETE"], &format!("{path}/fresh-{i}"));
+            let list = cluster.curl_admin(&[], path);
+            assert!(
+                !list.contains(&format!("\"fresh-{i}\"")),
+                "a deleted object is still listed"
+            );
+        }
+    }
 }
 
 #[test]

@@ -222,6 +222,29 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Discards history at and before `revision` (reads and watches of it then fail with
     /// [`Error::Compacted`]). The SQLite backend also does this by itself in the background.
     async fn compact(&self, revision: Revision) -> Result<()>;
+
+    /// The newest change to a key under `prefix` in the revisions `(after, upto]`: what a copy
+    /// that has every change up to `after` lacks to be current at `upto`. A backend that
+    /// cannot tell answers [`LastChange::Unknown`] (the caller then reads the store).
+    async fn last_change(
+        &self,
+        _prefix: &str,
+        _after: Revision,
+        _upto: Revision,
+    ) -> Result<LastChange> {
+        Ok(LastChange::Unknown)
+    }
+}
+
+/// The answer to [`Store::last_change`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastChange {
+    /// No key under the prefix changed in the range.
+    None,
+    /// The newest change in the range was at this revision.
+    At(Revision),
+    /// The backend cannot tell.
+    Unknown,
 }
 
 /// How many events a watch may buffer before its producer waits for the consumer.

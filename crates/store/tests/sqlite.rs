@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::eventually;
 use cox_store::sqlite::{SqliteOptions, SqliteStore};
-use cox_store::{Error, ListOptions, Store};
+use cox_store::{Error, LastChange, ListOptions, Store};
 
 fn quiet_options() -> SqliteOptions {
     SqliteOptions {
@@ -36,6 +36,45 @@ fn disk_use(dir: &Path) -> u64 {
         .filter_map(|name| std::fs::metadata(dir.join(name)).ok())
         .map(|meta| meta.len())
         .sum()
+}
+
+/// What a cache at some revision lacks for a prefix: the newest change after it, puts and
+/// deletes alike, other prefixes and later revisions left out.
+#[tokio::test]
+async fn the_last_change_under_a_prefix_is_found_in_a_revision_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let v = || Bytes::from_static(b"x");
+    let a1 = store.create("/pods/a", v()).await.unwrap();
+    let other = store.create("/services/s", v()).await.unwrap();
+    assert_eq!(
+        store.last_change("/pods/", a1, other).await.unwrap(),
+        LastChange::None
+    );
+    assert_eq!(
+        store.last_change("/pods/", 0, other).await.unwrap(),
+        LastChange::At(a1)
+    );
+    let (_, deleted) = store.delete("/pods/a", None).await.unwrap();
+    let later = store.create("/pods/b", v()).await.unwrap();
+    assert_eq!(
+        store.last_change("/pods/", other, deleted).await.unwrap(),
+        LastChange::At(deleted),
+        "a delete is a change"
+    );
+    assert_eq!(
+        store.last_change("/pods/", other, later).await.unwrap(),
+        LastChange::At(later)
+    );
+    assert_eq!(
+        store.last_change("/pods/", later, later).await.unwrap(),
+        LastChange::None
+    );
+    store.compact(later).await.unwrap();
+    assert!(matches!(
+        store.last_change("/pods/", a1, later).await,
+        Err(Error::Compacted { .. })
+    ));
 }
 
 #[tokio::test]

@@ -27,7 +27,8 @@ use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::{
-    Error, Event, KeyValue, ListOptions, ListResult, Result, Revision, Store, WatchStream,
+    Error, Event, KeyValue, LastChange, ListOptions, ListResult, Result, Revision, Store,
+    WatchStream,
 };
 use writer::{Op, Request, Written};
 
@@ -312,5 +313,19 @@ impl Store for SqliteStore {
 
     async fn compact(&self, revision: Revision) -> Result<()> {
         Self::compact_to(&self.requests, revision).await
+    }
+
+    async fn last_change(
+        &self,
+        prefix: &str,
+        after: Revision,
+        upto: Revision,
+    ) -> Result<LastChange> {
+        let prefix = prefix.to_owned();
+        let newest = self
+            .shared
+            .read(move |conn| reads::last_change(conn, &prefix, after, upto))
+            .await?;
+        Ok(newest.map_or(LastChange::None, LastChange::At))
     }
 }

@@ -77,6 +77,34 @@ pub(crate) fn get(
     Ok(found)
 }
 
+/// The newest change under `prefix` in `(after, upto]`, from the log; `None` when none.
+pub(crate) fn last_change(
+    conn: &mut Connection,
+    prefix: &str,
+    after: Revision,
+    upto: Revision,
+) -> Result<Option<Revision>> {
+    let tx = conn.transaction()?;
+    let (_, compacted) = snapshot(&tx)?;
+    if after < compacted {
+        return Err(Error::Compacted {
+            requested: after,
+            compacted,
+        });
+    }
+    let end = crate::prefix_end(prefix.as_bytes()).unwrap_or_else(|| NO_END.to_vec());
+    // By revision, not by key: the range is short when a copy is nearly current. (`+key`
+    // keeps SQLite from walking the key index over every version of every key instead.)
+    let newest: Option<Revision> = tx
+        .prepare_cached(
+            "SELECT max(rev) FROM log WHERE rev > ?1 AND rev <= ?2 AND +key >= ?3 AND +key < ?4",
+        )?
+        .query_row(params![after, upto, prefix.as_bytes(), end], |row| {
+            row.get(0)
+        })?;
+    Ok(newest)
+}
+
 pub(crate) fn list(
     conn: &mut Connection,
     prefix: &str,
