@@ -90,9 +90,24 @@ pub fn run(command: &mut Command) -> Output {
     output
 }
 
+/// crun needs the controllers a hybrid cgroup layout leaves on its v2 hierarchy moved to v1
+/// ones, which `cox runtime --runc crun` does when it starts. Done here once, before any
+/// runtime of this test binary starts, so that containerd and runc running beside the crun
+/// tests never see the host's layout change under them.
+fn settle_cgroup_layout() {
+    static SETTLED: std::sync::Once = std::sync::Once::new();
+    SETTLED.call_once(|| {
+        // If it cannot be done, the crun tests fail (crun refuses); the others need none of it.
+        if let Err(e) = cox_runtime::cgroups::bind_unified_controllers_to_v1() {
+            eprintln!("preparing the cgroup layout crun needs: {e}");
+        }
+    });
+}
+
 impl Node {
     /// A namespace and data dir with `backend` serving and the test images imported.
     pub fn start(backend: Backend) -> Self {
+        settle_cgroup_layout();
         let netns = format!(
             "cox-rt-{}-{}",
             std::process::id(),
