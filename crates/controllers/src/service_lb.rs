@@ -140,11 +140,18 @@ fn current_ingress(service: &Service) -> Vec<LoadBalancerIngress> {
         .unwrap_or_default()
 }
 
+/// How often a Service waiting for a pool address looks again.
+const POOL_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error> {
     if ctx.nodes.wait_until_ready().await.is_err() {
         return Ok(Action::await_change());
     }
     let current = current_ingress(&service);
+    // Set when the pool had no address for this Service: it is looked at again later, since
+    // the deletion that frees one may reach this controller's cache after the wake-up it
+    // causes.
+    let mut waiting_for_pool = false;
     let wanted: Vec<LoadBalancerIngress> = if is_ours(&service) {
         let addresses = match &ctx.pool {
             None => node_addresses(&ctx.nodes.state()),
@@ -172,6 +179,7 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
                     ctx.events
                         .warning(&*service, "AllocationFailed", &message)
                         .await;
+                    waiting_for_pool = true;
                 }
                 chosen.into_iter().collect()
             }
@@ -190,6 +198,9 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
         // Another class's load balancer: its controller writes the status.
         return Ok(Action::await_change());
     };
+    if waiting_for_pool {
+        return Ok(Action::requeue(POOL_RETRY));
+    }
     if current == wanted {
         return Ok(Action::await_change());
     }
