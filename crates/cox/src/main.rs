@@ -34,9 +34,9 @@ enum Command {
     #[command(hide = true)]
     Shim(runtime::ShimArgs),
     /// The first process of a pod's shared pid namespace (started by the runtime, not by
-    /// hand): writes its pid to the file named, then reaps orphans.
+    /// hand): prints its pid, then reaps orphans.
     #[command(hide = true)]
-    Pause { pid_file: std::path::PathBuf },
+    Pause,
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,7 +61,7 @@ fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         // The shim needs no async runtime: it stays small and single-purpose.
         Command::Shim(args) => std::process::exit(runtime::shim(args)),
-        Command::Pause { pid_file } => Ok(cox_runtime::pause::run(&pid_file)?),
+        Command::Pause => Ok(cox_runtime::pause::run()?),
         Command::Images(args) => runtime::images(args),
         Command::Server(args) => block_on(server::run(args)),
         Command::Bench(args) => block_on(bench::run(args)),

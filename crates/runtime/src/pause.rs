@@ -10,7 +10,7 @@
 //! upstream's pause container does.
 
 use std::fs;
-use std::io;
+use std::io::{self, BufRead, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -19,18 +19,19 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitOptions};
 
-/// `cox pause <pid-file>`: writes its pid as the host sees it to `pid_file`, then reaps
-/// children forever, asleep until a child ends.
-pub fn run(pid_file: &Path) -> io::Result<()> {
+/// `cox pause`: writes its pid as the host sees it to stdout, one line, then reaps children
+/// forever, asleep until a child ends.
+pub fn run() -> io::Result<()> {
     // Registered first: a SIGCHLD from then on wakes the loop below, even one that arrives
     // while it is reaping.
     let mut children_ended = signal_hook::iterator::Signals::new([signal_hook::consts::SIGCHLD])?;
     // /proc is the host's (no new mount namespace), so /proc/self names the host's pid, where
     // getpid() would say 1.
     let host_pid = fs::read_link("/proc/self")?;
-    let staged = pid_file.with_extension("tmp");
-    fs::write(&staged, host_pid.as_os_str().as_encoded_bytes())?;
-    fs::rename(staged, pid_file)?;
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{}", host_pid.display())?;
+    stdout.flush()?;
+    drop(stdout);
     loop {
         // Every child that has ended, then sleep until the next one does.
         while let Ok(Some(_)) = rustix::process::wait(WaitOptions::NOHANG) {}
@@ -39,51 +40,42 @@ pub fn run(pid_file: &Path) -> io::Result<()> {
 }
 
 /// Starts a pause process in a new pid namespace bind-mounted at `ns_file` (an existing empty
-/// file); returns its pid. `cox` is the binary with the `pause` command.
-pub fn start(cox: &Path, ns_file: &Path, pid_file: &Path) -> io::Result<i32> {
-    let _ = fs::remove_file(pid_file);
+/// file); returns its pid once it has reported it. `cox` is the binary with the `pause`
+/// command.
+pub fn start(cox: &Path, ns_file: &Path) -> io::Result<i32> {
     let mut child = Command::new("unshare")
         .arg(format!("--pid={}", ns_file.display()))
         .args(["--fork", "--kill-child"])
         .arg(cox)
         .arg("pause")
-        .arg(pid_file)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group: a signal to the runtime's group is not the pod's.
         .process_group(0)
         .spawn()
         .map_err(|e| io::Error::other(format!("cannot run unshare (util-linux): {e}")))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(text) = fs::read_to_string(pid_file)
-            && let Ok(pid) = text.trim().parse::<i32>()
-        {
-            // `unshare` waits for the pause process for as long as it lives; someone must
-            // reap it then.
-            std::thread::spawn(move || child.wait());
-            return Ok(pid);
-        }
-        if let Some(status) = child.try_wait()? {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                let _ = io::Read::read_to_string(&mut pipe, &mut stderr);
-            }
-            return Err(io::Error::other(format!(
-                "the pod's pid namespace holder exited ({status}): {}",
-                stderr.trim()
-            )));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io::Error::other(
-                "the pod's pid namespace holder did not start",
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    // One line, or the end of the pipe if it did not get that far.
+    let mut line = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        io::BufReader::new(stdout).read_line(&mut line)?;
     }
+    if let Ok(pid) = line.trim().parse::<i32>() {
+        // `unshare` waits for the pause process for as long as it lives; someone must reap
+        // it then.
+        std::thread::spawn(move || child.wait());
+        return Ok(pid);
+    }
+    let _ = child.kill();
+    let status = child.wait()?;
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    Err(io::Error::other(format!(
+        "the pod's pid namespace holder exited ({status}): {}",
+        stderr.trim()
+    )))
 }
 
 /// Kills the pause process `pid` if it still holds the namespace at `ns_file` (a pid reused by

@@ -144,10 +144,9 @@ impl Runtime {
         if shared_pid {
             fs::write(ns.join("pid"), b"")?;
             record.pause_pid =
-                crate::pause::start(&self.config.shim, &ns.join("pid"), &dir.join("pause.pid"))
-                    .map_err(|e| {
-                        RuntimeError::Internal(format!("creating the pod's pid namespace: {e}"))
-                    })?;
+                crate::pause::start(&self.config.shim, &ns.join("pid")).map_err(|e| {
+                    RuntimeError::Internal(format!("creating the pod's pid namespace: {e}"))
+                })?;
         }
         fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
         fs::write(
