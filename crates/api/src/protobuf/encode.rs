@@ -312,77 +312,13 @@ fn message_value(name: &str, value: &Value, depth: usize) -> Result<Vec<u8>, Enc
     Ok(out)
 }
 
-/// Seconds since the epoch and nanoseconds of an RFC 3339 time (`2023-11-14T22:13:20Z`,
-/// fractions and offsets allowed).
+/// Seconds since the epoch and nanoseconds of an RFC 3339 time, as protobuf's `Time` holds
+/// them.
 fn parse_rfc3339(text: &str) -> Option<(i64, i32)> {
-    let bytes = text.as_bytes();
-    let number = |range: std::ops::Range<usize>| -> Option<i64> {
-        let digits = text.get(range)?;
-        digits
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| digits.parse().ok())?
-    };
-    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' {
-        return None;
-    }
-    if !matches!(bytes[10], b'T' | b't' | b' ') || bytes[16] != b':' {
-        return None;
-    }
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut rest = &text[19..];
-    let mut nanos = 0i64;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        for (i, digit) in fraction[..digits].bytes().take(9).enumerate() {
-            nanos += i64::from(digit - b'0') * 10i64.pow(8 - i as u32);
-        }
-        rest = &fraction[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            if rest.len() != 6 || rest.as_bytes()[3] != b':' {
-                return None;
-            }
-            sign * (number_in(rest, 1..3)? * 3600 + number_in(rest, 4..6)? * 60)
-        }
-    };
-    // Days since 1970-01-01 from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    Some((seconds, i32::try_from(nanos).ok()?))
-}
-
-fn number_in(text: &str, range: std::ops::Range<usize>) -> Option<i64> {
-    let digits = text.get(range)?;
-    digits
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| digits.parse().ok())?
+    let nanos = crate::table::parse_rfc3339(text)?;
+    let seconds = i64::try_from(nanos.div_euclid(crate::table::NANOS_PER_SECOND)).ok()?;
+    let rest = i32::try_from(nanos.rem_euclid(crate::table::NANOS_PER_SECOND)).ok()?;
+    Some((seconds, rest))
 }
 
 /// Nanoseconds of a Go `time.Duration` string (`1h2m3.5s`, `500ms`, `-1m`).

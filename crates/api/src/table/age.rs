@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-const NANOS_PER_SECOND: i128 = 1_000_000_000;
+pub(crate) const NANOS_PER_SECOND: i128 = 1_000_000_000;
 const SECOND: i64 = 1_000_000_000;
 const MINUTE: i64 = 60 * SECOND;
 const HOUR: i64 = 60 * MINUTE;
@@ -100,7 +100,7 @@ pub(super) fn human_duration(d: i64) -> String {
 
 /// Parses Go's RFC 3339 form, `2024-05-01T12:00:00Z`, with optional fractional seconds and a
 /// `Z` or `±hh:mm` offset, to nanoseconds since the epoch.
-pub(super) fn parse_rfc3339(text: &str) -> Option<i128> {
+pub(crate) fn parse_rfc3339(text: &str) -> Option<i128> {
     let b = text.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
         return None;

@@ -24,6 +24,9 @@ macro_rules! cells {
 }
 
 mod age;
+
+/// Go's RFC 3339 times, read: the protobuf encoder writes them as seconds and nanoseconds.
+pub(crate) use age::{NANOS_PER_SECOND, parse_rfc3339};
 mod apps;
 mod autoscaling;
 mod batch;
