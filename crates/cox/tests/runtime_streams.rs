@@ -187,6 +187,94 @@ fn attach_streams(backend: Backend) {
     node.crictl(&["rmp", "--force", &pod]);
 }
 
+/// A terminal exec whose client sends its terminal's size only a while after the stream
+/// opened (as it can arrive, behind the API server and the kubelet) still starts the process on
+/// a terminal of that size: the process never sees a 0x0 terminal. Ours only, with runc and
+/// with crun: containerd starts the process at once.
+fn terminal_size_sent_late(backend: Backend) {
+    use cox_cri::streaming::{RESIZE, STDOUT, frame, parse};
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let node = Node::start(backend);
+    let (pod, _, id) = busybox_pod(
+        &node,
+        "late-size",
+        json!({
+            "metadata": {"name": "sleeper"},
+            "image": {"image": "docker.io/library/busybox:1.36"},
+            "command": ["sleep", "3600"],
+        }),
+    );
+    let endpoint = format!("unix://{}", node.socket().display());
+    let netns = node.netns.clone();
+    // The streaming server listens in the node's network namespace.
+    let screen = std::thread::spawn(move || -> anyhow::Result<String> {
+        let namespace = std::fs::File::open(format!("/var/run/netns/{netns}"))?;
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&namespace),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let channel = cox_cri::connect(&endpoint).await?;
+            let mut client =
+                cox_cri::v1::runtime_service_client::RuntimeServiceClient::new(channel);
+            let url = client
+                .exec(cox_cri::v1::ExecRequest {
+                    container_id: id,
+                    cmd: vec!["stty".into(), "size".into()],
+                    tty: true,
+                    stdin: true,
+                    stdout: true,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .url;
+            let (mut socket, _) = cox_cri::stream_client::open(&url).await?;
+            // The client's delay, on purpose: its size comes well after the stream opened.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let size = frame(RESIZE, br#"{"Width":100,"Height":40}"#);
+            socket.send(Message::binary(size)).await?;
+            let mut screen = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(30), async {
+                while let Some(message) = socket.next().await {
+                    match message? {
+                        Message::Binary(data) => {
+                            if let Some((STDOUT, bytes)) = parse(&data) {
+                                screen.extend_from_slice(bytes);
+                            }
+                        }
+                        Message::Close(_) => break,
+                        _ => {}
+                    }
+                }
+                anyhow::Ok(())
+            });
+            read.await??;
+            Ok(String::from_utf8_lossy(&screen).into_owned())
+        })
+    })
+    .join()
+    .expect("the exec client");
+    let screen = screen.expect("a terminal exec");
+    assert_eq!(screen.trim(), "40 100", "{screen:?}");
+    node.crictl(&["rmp", "--force", &pod]);
+}
+
+#[test]
+fn a_terminal_exec_starts_at_the_size_its_client_sends_late_runc() {
+    terminal_size_sent_late(Backend::Cox);
+}
+
+#[test]
+fn a_terminal_exec_starts_at_the_size_its_client_sends_late_crun() {
+    terminal_size_sent_late(Backend::CoxCrun);
+}
+
 #[test]
 fn exec_and_port_forward_streams_cox() {
     exec_streams(Backend::Cox);

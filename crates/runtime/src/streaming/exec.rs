@@ -4,7 +4,9 @@
 //! the container and copies between it and runc's own stdio; we give runc a terminal of ours
 //! (a pty pair: runc gets the follower side, we keep the controller), so the process sees a
 //! real terminal end to end. A resize sets our terminal's size and tells runc (SIGWINCH), which
-//! passes it on. Either way `runc exec` stays the process's parent and exits with its status.
+//! passes it on. The first size is known before the process starts (see [`first_size`]), so
+//! it never sees a terminal of no size. Either way `runc exec` stays the process's parent and
+//! exits with its status.
 
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -27,6 +29,12 @@ type Socket = WebSocketStream<TcpStream>;
 
 /// How long an ended process's output may stay silent before it counts as drained.
 const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a terminal exec waits for the client's first terminal size before it starts the
+/// process without one.
+const FIRST_SIZE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What the client's side of the WebSocket yields.
+type Incoming = Option<Result<Message, tokio_tungstenite::tungstenite::Error>>;
 
 pub(super) async fn run(
     socket: Socket,
@@ -48,8 +56,14 @@ pub(super) async fn run(
         let _ = sink.close().await;
     });
 
-    let outcome = match start(runtime, container_id, cmd, tty, stdin).await {
-        Ok(process) => process.pump(&mut incoming, &out).await,
+    let mut held = Vec::new();
+    let size = if tty {
+        first_size(&mut incoming, &mut held).await
+    } else {
+        None
+    };
+    let outcome = match start(runtime, container_id, cmd, tty.then_some(size), stdin).await {
+        Ok(process) => process.pump(&mut incoming, held, &out).await,
         Err(e) => Err(e),
     };
     let status = match &outcome {
@@ -80,6 +94,34 @@ pub(super) async fn run(
     Ok(())
 }
 
+/// Reads what the client sends first until its terminal's size, which kubectl sends as soon
+/// as the stream opens, but which may trail it through the proxies. A process started before
+/// it would find a terminal of no size (busybox `stty size` then fails). Other frames read on
+/// the way are kept in `held`, for the pump; a client that sends no size costs
+/// [`FIRST_SIZE_WAIT`].
+async fn first_size(
+    incoming: &mut futures::stream::SplitStream<Socket>,
+    held: &mut Vec<Incoming>,
+) -> Option<streaming::TerminalSize> {
+    let deadline = tokio::time::Instant::now() + FIRST_SIZE_WAIT;
+    loop {
+        let next = tokio::time::timeout_at(deadline, incoming.next())
+            .await
+            .ok()?;
+        if let Some(Ok(Message::Binary(data))) = &next
+            && let Some((RESIZE, bytes)) = streaming::parse(data)
+            && let Ok(size) = serde_json::from_slice(bytes)
+        {
+            return Some(size);
+        }
+        let ended = !matches!(next, Some(Ok(ref message)) if !message.is_close());
+        held.push(next);
+        if ended {
+            return None;
+        }
+    }
+}
+
 /// A started `runc exec`.
 struct Process {
     child: tokio::process::Child,
@@ -87,13 +129,16 @@ struct Process {
     outputs: Vec<(u8, Box<dyn AsyncRead + Send + Unpin>)>,
     /// The terminal's controlling side, for resizes.
     terminal: Option<OwnedFd>,
+    /// The process description given to runc, removed with this.
+    _spec: Option<SpecFile>,
 }
 
+/// Starts the process; `terminal` is `Some` for a terminal, with its first size if known.
 async fn start(
     runtime: &Runtime,
     container_id: &str,
     cmd: &[String],
-    tty: bool,
+    terminal: Option<Option<streaming::TerminalSize>>,
     stdin: bool,
 ) -> Result<Process> {
     let container = runtime.container(container_id)?;
@@ -103,10 +148,18 @@ async fn start(
         .arg("--root")
         .arg(runtime.config.root.join("runc"))
         .arg("exec");
-    let terminal = if tty {
-        // As containerd does, a terminal gets a TERM.
-        command.args(["--env", "TERM=xterm", "--tty"]);
+    let mut spec = None;
+    let terminal = if let Some(size) = terminal {
         let (controller, follower) = open_pty()?;
+        if let Some(size) = size {
+            // runc copies its terminal's size to the container's once the process runs...
+            rustix::termios::tcsetwinsize(&controller, winsize(size))
+                .context("sizing the terminal")?;
+        }
+        // ...and sets `consoleSize` before it does.
+        let file = SpecFile::write(&runtime.container_dir(&id), cmd, size)?;
+        command.arg("--process").arg(&file.0);
+        spec = Some(file);
         command
             .stdin(follower.try_clone()?)
             .stdout(follower.try_clone()?)
@@ -117,7 +170,11 @@ async fn start(
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         None
     };
-    command.arg(&id).args(cmd).kill_on_drop(true);
+    command.arg(&id);
+    if spec.is_none() {
+        command.args(cmd);
+    }
+    command.kill_on_drop(true);
     let mut child = command.spawn().context("running runc exec")?;
     // The follower side now lives only in runc: when runc exits, reads on ours end.
     drop(command);
@@ -131,6 +188,7 @@ async fn start(
             input: stdin.then(|| Box::new(writer) as Box<dyn AsyncWrite + Send + Unpin>),
             outputs,
             terminal: Some(terminal),
+            _spec: spec,
         });
     }
     let mut outputs: Vec<(u8, Box<dyn AsyncRead + Send + Unpin>)> = Vec::new();
@@ -149,7 +207,56 @@ async fn start(
         input,
         outputs,
         terminal: None,
+        _spec: None,
     })
+}
+
+/// A terminal process's description for `runc exec --process`: the container's own process
+/// (user, environment, working directory, capabilities, limits), running `cmd` on a terminal
+/// of the given size, with a TERM as containerd gives one. Removed when dropped.
+struct SpecFile(std::path::PathBuf);
+
+impl SpecFile {
+    fn write(
+        bundle: &std::path::Path,
+        cmd: &[String],
+        size: Option<streaming::TerminalSize>,
+    ) -> Result<SpecFile> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let config = std::fs::read(bundle.join("config.json"))
+            .with_context(|| format!("reading {}/config.json", bundle.display()))?;
+        let mut process = serde_json::from_slice::<serde_json::Value>(&config)?
+            .get_mut("process")
+            .map(serde_json::Value::take)
+            .filter(serde_json::Value::is_object)
+            .context("the container's config.json has no process")?;
+        process["args"] = serde_json::json!(cmd);
+        process["terminal"] = true.into();
+        match process
+            .get_mut("env")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            Some(env) => env.push("TERM=xterm".into()),
+            None => process["env"] = serde_json::json!(["TERM=xterm"]),
+        }
+        if let Some(size) = size {
+            process["consoleSize"] =
+                serde_json::json!({"height": size.height, "width": size.width});
+        }
+        let path = bundle.join(format!(
+            "exec-{}.json",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, serde_json::to_vec(&process)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(SpecFile(path))
+    }
+}
+
+impl Drop for SpecFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// A pseudo-terminal pair: (controller, follower).
@@ -177,6 +284,7 @@ impl Process {
     async fn pump(
         mut self,
         incoming: &mut futures::stream::SplitStream<Socket>,
+        held: Vec<Incoming>,
         out: &mpsc::Sender<Message>,
     ) -> Result<i32> {
         // Frames the copiers have passed on, to tell draining output from none.
@@ -207,31 +315,37 @@ impl Process {
         let terminal = self.terminal.take();
         let mut client_gone = false;
         let runc = self.child.id();
+        // What was read before the process started goes first.
+        let mut held = held.into_iter();
         let status = loop {
-            tokio::select! {
-                status = self.child.wait() => break status?.code().unwrap_or(128 + 9),
-                message = incoming.next(), if !client_gone => match message {
-                    Some(Ok(Message::Binary(data))) => match streaming::parse(&data) {
-                        Some((STDIN, bytes)) => {
-                            if let Some(writer) = input.as_mut() {
-                                if writer.write_all(bytes).await.is_err() {
-                                    input = None;
-                                } else {
-                                    let _ = writer.flush().await;
-                                }
+            let message = match held.next() {
+                Some(message) => message,
+                None => tokio::select! {
+                    status = self.child.wait() => break status?.code().unwrap_or(128 + 9),
+                    message = incoming.next(), if !client_gone => message,
+                },
+            };
+            match message {
+                Some(Ok(Message::Binary(data))) => match streaming::parse(&data) {
+                    Some((STDIN, bytes)) => {
+                        if let Some(writer) = input.as_mut() {
+                            if writer.write_all(bytes).await.is_err() {
+                                input = None;
+                            } else {
+                                let _ = writer.flush().await;
                             }
                         }
-                        Some((RESIZE, bytes)) => resize(terminal.as_ref(), runc, bytes),
-                        Some((CLOSE, [STDIN])) => input = None,
-                        _ => {}
-                    },
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                        // The client went away: nobody is left to read the output.
-                        client_gone = true;
-                        let _ = self.child.start_kill();
                     }
-                    Some(Ok(_)) => {}
+                    Some((RESIZE, bytes)) => resize(terminal.as_ref(), runc, bytes),
+                    Some((CLOSE, [STDIN])) => input = None,
+                    _ => {}
                 },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    // The client went away: nobody is left to read the output.
+                    client_gone = true;
+                    let _ = self.child.start_kill();
+                }
+                Some(Ok(_)) => {}
             }
         };
         drop(input);
@@ -264,15 +378,18 @@ fn resize(terminal: Option<&OwnedFd>, runc: Option<u32>, bytes: &[u8]) {
     ) else {
         return;
     };
-    let winsize = rustix::termios::Winsize {
+    let _ = rustix::termios::tcsetwinsize(terminal, winsize(size));
+    // runc passes its terminal's new size on to the container's when it gets SIGWINCH.
+    if let Some(pid) = runc.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::WINCH);
+    }
+}
+
+fn winsize(size: streaming::TerminalSize) -> rustix::termios::Winsize {
+    rustix::termios::Winsize {
         ws_row: size.height,
         ws_col: size.width,
         ws_xpixel: 0,
         ws_ypixel: 0,
-    };
-    let _ = rustix::termios::tcsetwinsize(terminal, winsize);
-    // runc passes its terminal's new size on to the container's when it gets SIGWINCH.
-    if let Some(pid) = runc.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::WINCH);
     }
 }
