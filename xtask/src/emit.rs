@@ -108,6 +108,9 @@ fn write_field(out: &mut String, field: &Field) {
     if field.repeated {
         out.push_str(".repeated()");
     }
+    if field.required {
+        out.push_str(".required()");
+    }
     let patch = &field.patch;
     if let Some(strategy) = &patch.strategy {
         let variant = match strategy.as_str() {

@@ -7,7 +7,7 @@
 //! JSON name to a field (`"podIP" => Field::Key_pod_ip,`), and a resource's
 //! `impl crate::Resource` carries `const GROUP`, `const VERSION` and `const KIND`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -28,6 +28,9 @@ pub struct Definition {
     pub object: bool,
     /// JSON name by Rust field name (as written in k8s-openapi, e.g. `type_`, `ref_path`).
     pub json_names: BTreeMap<String, String>,
+    /// The Rust names of the fields that are not an `Option`: those OpenAPI calls required
+    /// (plus `metadata`, which k8s-openapi never leaves out).
+    pub required: BTreeSet<String>,
     /// `(group, version, kind)` when k8s-openapi implements `Resource` for it.
     pub resource: Option<(String, String, String)>,
 }
@@ -121,9 +124,14 @@ fn read_definition(text: &str) -> Result<Option<Definition>> {
         .to_owned();
     let object = text.contains(&format!("pub struct {name} {{"));
     let mut json_names = BTreeMap::new();
+    let mut required = BTreeSet::new();
     let mut resource = (None, None, None);
     for line in text.lines().map(str::trim) {
-        if let Some((json, rust)) = json_arm(line) {
+        if let Some((rust, ty)) = struct_field(line) {
+            if !ty.starts_with("Option<") {
+                required.insert(rust.to_owned());
+            }
+        } else if let Some((json, rust)) = json_arm(line) {
             json_names.insert(rust.to_owned(), json.to_owned());
         } else if let Some(value) = const_str(line, "GROUP") {
             resource.0 = Some(value);
@@ -142,8 +150,19 @@ fn read_definition(text: &str) -> Result<Option<Definition>> {
         name,
         object,
         json_names,
+        required,
         resource,
     }))
+}
+
+/// `pub containers: std::vec::Vec<crate::api::core::v1::Container>,` as `("containers", its
+/// type)`.
+fn struct_field(line: &str) -> Option<(&str, &str)> {
+    let (name, ty) = line.strip_prefix("pub ")?.split_once(": ")?;
+    let ty = ty.strip_suffix(',')?;
+    name.chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        .then_some((name, ty))
 }
 
 /// `"podIP" => Field::Key_pod_ip,` as `("podIP", "pod_ip")`.

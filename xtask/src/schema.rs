@@ -75,6 +75,8 @@ pub struct Field {
     pub kind: Kind,
     pub repeated: bool,
     pub patch: Patch,
+    /// Required in OpenAPI: Go writes it even when it holds its zero value.
+    pub required: bool,
 }
 
 pub enum Kind {
@@ -191,7 +193,7 @@ fn decide_fields<'a>(
             let json = match source {
                 None => Json::Camel,
                 Some(source) => match source.lookup(field)? {
-                    Match::Json(json) => Json::Name(json),
+                    Match::Json(json, required) => Json::Name(json, required),
                     Match::Later => {
                         later_fields.push((r, field.rust_name.clone()));
                         continue;
@@ -225,21 +227,21 @@ fn messages(
         let name = &names[r];
         let mut out = Vec::new();
         for (field, json) in &fields[r] {
-            let (json, inline) = match json {
-                Json::Name(json) => (json.clone(), false),
+            let (json, inline, required) = match json {
+                Json::Name(json, required) => (json.clone(), false, *required),
                 Json::Inline => {
                     inlined.push(format!("{name} field {} ({})", field.tag, field.rust_name));
-                    (String::new(), true)
+                    (String::new(), true, false)
                 }
                 Json::Fallback => {
                     let json = lower_camel_case(&field.rust_name);
                     fallbacks.push(format!("{name}.{json}"));
-                    (json, false)
+                    (json, false, false)
                 }
                 Json::Camel => {
                     let json = lower_camel_case(&field.rust_name);
                     undescribed.entry(name).or_default().push(json.clone());
-                    (json, false)
+                    (json, false, false)
                 }
             };
             let what = || format!("{name} field {}", field.tag);
@@ -252,6 +254,7 @@ fn messages(
                 kind,
                 repeated: field.repeated,
                 patch,
+                required,
             });
         }
         out.sort_by_key(|f| f.tag);
@@ -335,7 +338,8 @@ struct JsonSource<'a> {
 }
 
 enum Match {
-    Json(String),
+    /// The JSON name, and whether the field is required.
+    Json(String, bool),
     /// Only in a later release.
     Later,
     None,
@@ -346,7 +350,8 @@ type FieldsByMessage<'a> = BTreeMap<&'a TypeRef, Vec<(&'a PbField, Json)>>;
 
 /// A kept field's JSON name, decided.
 enum Json {
-    Name(String),
+    /// The JSON name, and whether the field is required.
+    Name(String, bool),
     Inline,
     /// The message has a k8s-openapi object, without this field.
     Fallback,
@@ -356,8 +361,9 @@ enum Json {
 
 impl JsonSource<'_> {
     fn lookup(&self, field: &PbField) -> Result<Match> {
-        if let Some(json) = json_name(self.served, field)? {
-            return Ok(Match::Json(json));
+        if let Some((json, rust)) = json_name(self.served, field)? {
+            let required = self.served.required.contains(&rust);
+            return Ok(Match::Json(json, required));
         }
         for definition in &self.later {
             if json_name(definition, field)?.is_some() {
@@ -433,7 +439,7 @@ fn inlines(
     let mut any = false;
     for field in &message.fields {
         match source.lookup(field)? {
-            Match::Json(_) => any = true,
+            Match::Json(..) => any = true,
             Match::Later => {}
             Match::None if inlines(source, field, included, depth - 1)? => any = true,
             Match::None => return Ok(false),
@@ -498,19 +504,23 @@ fn list_item(message: &PbMessage) -> Option<&TypeRef> {
     }
 }
 
-/// The JSON name of `field` in `definition`: the one whose Rust name or JSON name is the
-/// field's name, ignoring case, underscores and punctuation (`pod_ip`, `type_` and `$ref`).
-fn json_name(definition: &Definition, field: &PbField) -> Result<Option<String>> {
+/// The JSON name of `field` in `definition`, with its k8s-openapi Rust name: the one whose
+/// Rust name or JSON name is the field's name, ignoring case, underscores and punctuation
+/// (`pod_ip`, `type_` and `$ref`).
+fn json_name(definition: &Definition, field: &PbField) -> Result<Option<(String, String)>> {
     let wanted = squash(&field.rust_name);
-    let matches: BTreeSet<&String> = definition
+    let matches: BTreeSet<(&String, &String)> = definition
         .json_names
         .iter()
         .filter(|(rust, json)| squash(rust) == wanted || squash(json) == wanted)
-        .map(|(_, json)| json)
+        .map(|(rust, json)| (json, rust))
         .collect();
     match matches.len() {
         0 => Ok(None),
-        1 => Ok(matches.into_iter().next().cloned()),
+        1 => Ok(matches
+            .into_iter()
+            .next()
+            .map(|(json, rust)| (json.clone(), rust.clone()))),
         _ => bail!(
             "{}.{}: several JSON names match: {matches:?}",
             definition.name,
@@ -563,7 +573,7 @@ fn openapi_only_fields(
         while let Some(r) = queue.pop() {
             for (field, json) in fields.get(r).into_iter().flatten() {
                 match (json, &field.ty) {
-                    (Json::Name(json), _) => {
+                    (Json::Name(json, _), _) => {
                         taken.insert(json.as_str());
                     }
                     (Json::Inline, PbType::Message(inner)) if sources.contains_key(inner) => {

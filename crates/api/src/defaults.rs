@@ -158,14 +158,22 @@ pub fn qos_class(spec: &Value) -> &'static str {
     }
 }
 
-/// What a new Pod gets on create: spec defaults, the admission plugins' fields, and its first
-/// status.
+/// The defaults of a new Pod's spec. What admission adds comes after, in [`pod_admission`]:
+/// its writer does not own those fields.
 pub fn pod_create(pod: &mut Value) {
     if !pod.is_object() {
         return;
     }
+    pod_spec(child(pod, "spec"));
+}
+
+/// What upstream's admission plugins give a new Pod (its ServiceAccount's name, priority,
+/// the default tolerations), and its first status.
+pub fn pod_admission(pod: &mut Value) {
+    if !pod.is_object() {
+        return;
+    }
     let spec = child(pod, "spec");
-    pod_spec(spec);
     default(spec, "serviceAccountName", json!("default"));
     let account = spec["serviceAccountName"].clone();
     default(spec, "serviceAccount", account);
@@ -380,6 +388,7 @@ mod tests {
             "readinessProbe": {"httpGet": {"port": 80}}
         }]}});
         pod_create(&mut pod);
+        pod_admission(&mut pod);
         let spec = &pod["spec"];
         assert_eq!(spec["restartPolicy"], "Always");
         assert_eq!(spec["dnsPolicy"], "ClusterFirst");

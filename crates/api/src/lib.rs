@@ -5,6 +5,7 @@
 //!   and storage key.
 //! - [`defaults`]: upstream's defaults for built-in kinds.
 //! - [`labels`], [`fields`]: label and field selectors.
+//! - [`managed_fields`]: `metadata.managedFields`, which manager set which fields.
 //! - [`validation`]: field errors and the name rules; [`validate`]: per-kind checks.
 //! - [`status`]: API errors as `metav1.Status`; [`strict`]: server-side field validation.
 //! - [`service`]: Services' defaults and validation.
@@ -34,6 +35,7 @@ pub mod deletion;
 pub mod fields;
 pub mod graceful;
 pub mod labels;
+pub mod managed_fields;
 pub mod openapi;
 pub mod patch;
 pub mod pod_connect;

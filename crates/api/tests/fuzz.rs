@@ -107,6 +107,7 @@ proptest! {
         cox_api::defaults::apply("apps", "Deployment", &mut defaulted);
         let mut pod = object.clone();
         cox_api::defaults::pod_create(&mut pod);
+        cox_api::defaults::pod_admission(&mut pod);
         let mut service = object;
         cox_api::service::default_service(&mut service);
         let _ = cox_api::service::validate_service(&service, (30000, 32767));

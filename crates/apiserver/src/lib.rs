@@ -8,6 +8,7 @@
 //! - [`rest`]: get, list, create, update, patch, delete, deletecollection; [`watch`]: watches,
 //!   from the [`watch_cache`];
 //!   [`objects`]: metadata rules of creates and updates.
+//! - [`managed`]: `metadata.managedFields` on creates, updates and patches.
 //! - [`scale`]: the `scale` subresource; [`services`]: Service defaults, validation and
 //!   address allocation ([`allocator`]).
 //! - [`tables`]: `Table` answers (`kubectl get`), printed by `cox_api::table`.
@@ -25,6 +26,7 @@ pub mod http;
 pub mod impersonation;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod managed;
 pub mod metrics;
 pub mod objects;
 pub mod openapi;

@@ -33,6 +33,10 @@ pub enum ScaleChange {
 
 /// How many times a write that raced with another is retried before giving up with 409.
 const MAX_RETRIES: usize = 16;
+/// Between looks for a new namespace's `default` ServiceAccount, which its controller is
+/// about to make (upstream waits 100–200 ms, ten times; we look twenty times, as tests on a
+/// loaded machine showed the controller can take longer).
+const SERVICE_ACCOUNT_RETRY: Duration = Duration::from_millis(150);
 
 /// Maps a store failure onto the API's errors.
 pub fn store_error(resource: &Resource, name: &str, err: StoreError) -> ApiError {
@@ -457,27 +461,57 @@ impl Rest {
         }
     }
 
-    /// Upstream's ServiceAccount admission for a new pod: it gets its account's
-    /// `imagePullSecrets` when it names none, and the `kube-api-access-*` volume with a
-    /// bound token unless the pod or the account opts out. (A missing account is let
-    /// through, where upstream refuses the pod until the account exists.)
+    /// Upstream's ServiceAccount admission for a new pod: its account must exist (the
+    /// `default` one is given about three seconds to appear, as its controller makes it in a
+    /// new namespace; upstream gives it one to two), the pod
+    /// gets the account's `imagePullSecrets` when it names none, and the `kube-api-access-*`
+    /// volume with a bound token unless the pod or the account opts out. Mirror pods are
+    /// left alone.
     async fn admit_service_account(
         &self,
         namespace: &str,
         pod: &mut Value,
     ) -> Result<(), ApiError> {
         let account_name = objects::str_at(pod, "/spec/serviceAccountName").to_owned();
-        if account_name.is_empty() {
+        let mirror = pod
+            .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+            .is_some();
+        if account_name.is_empty() || mirror {
             return Ok(());
         }
         let key = format!("/registry/serviceaccounts/{namespace}/{account_name}");
-        let account = self
-            .store
-            .get(&key, None)
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .and_then(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
-            .unwrap_or(Value::Null);
+        let attempts = if account_name == "default" { 20 } else { 1 };
+        let mut account = None;
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                tokio::time::sleep(SERVICE_ACCOUNT_RETRY).await;
+            }
+            account = self
+                .store
+                .get(&key, None)
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            if account.is_some() {
+                break;
+            }
+        }
+        let Some(account) = account else {
+            // Named as upstream's admission names it: the generated name is not made yet.
+            let name = match objects::str_at(pod, "/metadata/generateName") {
+                "" => objects::str_at(pod, "/metadata/name"),
+                prefix => prefix,
+            };
+            return Err(ApiError::forbidden_because(
+                "",
+                "pods",
+                name,
+                &format!(
+                    "error looking up service account {namespace}/{account_name}: \
+                     serviceaccount \"{account_name}\" not found"
+                ),
+            ));
+        };
+        let account = serde_json::from_slice::<Value>(&account.value).unwrap_or(Value::Null);
         let Some(spec) = pod.get_mut("spec") else {
             return Ok(());
         };
@@ -560,6 +594,12 @@ impl Rest {
             resource.kind,
             &mut object,
         );
+        // Admission's changes below (a pod's account and tolerations, its token volume, a
+        // Service's addresses) are not the writer's, as upstream.
+        crate::managed::record(resource, request, query, None, &mut object);
+        if resource.group.is_empty() && resource.plural == "pods" {
+            cox_api::defaults::pod_admission(&mut object);
+        }
         check_valid(resource, &object)?;
         let name = objects::str_at(&object, "/metadata/name").to_owned();
         if let Some(namespace) = request.namespace.as_deref() {
@@ -903,6 +943,7 @@ impl Rest {
                 );
                 check_valid(resource, &new)?;
             }
+            crate::managed::record(resource, request, query, Some(&old), &mut new);
             let (taken, freed) = if is_service(resource) && scope == UpdateScope::Main {
                 self.services.prepare_update(&old, &mut new).await?
             } else {

@@ -489,12 +489,20 @@ async fn resource(
     state: &State,
     user: &User,
     request: ResourceRequest,
-    query: Query,
+    mut query: Query,
     peer: SocketAddr,
     http_request: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let request = namespace_subresource(request);
     let resource = resolve(&request)?;
+    if matches!(request.verb.as_str(), "create" | "update" | "patch") {
+        let user_agent = http_request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        crate::managed::choose_manager(&request, &mut query, user_agent)?;
+    }
     // A version stored as another (autoscaling/v1 HPAs, events.k8s.io Events): the request runs
     // against the stored one, its body and answers converted.
     let served = resource;

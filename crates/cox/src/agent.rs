@@ -117,7 +117,7 @@ pub async fn start(
         }
     });
 
-    let client = crate::server::client_from(&agent.kubeconfig).await?;
+    let client = crate::server::client_from(&agent.kubeconfig, "kubelet").await?;
     let mut node =
         cox_kubelet::NodeConfig::new(&name, agent.node_ip, agent.data_dir.join("agent/kubelet"));
     node.control_plane = agent.control_plane;

@@ -326,10 +326,20 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// A client of the API server from a component's kubeconfig.
-pub(crate) async fn client_from(kubeconfig: &std::path::Path) -> Result<kube::Client> {
+/// A client of the API server from a component's kubeconfig. The component names itself in
+/// its User-Agent as upstream's do (`kube-scheduler/...`), which makes it the manager of the
+/// fields it writes.
+pub(crate) async fn client_from(
+    kubeconfig: &std::path::Path,
+    component: &str,
+) -> Result<kube::Client> {
     let config = kube::config::Kubeconfig::read_from(kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await?;
+    let mut config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await?;
+    let agent = format!("{component}/v{} (coxswain)", env!("CARGO_PKG_VERSION"));
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(&agent)?,
+    ));
     Ok(kube::Client::try_from(config)?)
 }
 
@@ -344,7 +354,7 @@ async fn run_controllers(
     identity: String,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) {
-    let client = match client_from(&kubeconfig).await {
+    let client = match client_from(&kubeconfig, "kube-controller-manager").await {
         Ok(client) => client,
         Err(err) => return tracing::error!(error = %err, "starting the controllers"),
     };
@@ -367,7 +377,7 @@ async fn run_scheduler(
     identity: String,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) {
-    let client = match client_from(&kubeconfig).await {
+    let client = match client_from(&kubeconfig, "kube-scheduler").await {
         Ok(client) => client,
         Err(err) => return tracing::error!(error = %err, "starting the scheduler"),
     };

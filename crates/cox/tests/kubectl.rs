@@ -1618,3 +1618,184 @@ fn yaml_request_bodies_are_accepted() {
         "42"
     );
 }
+
+/// `metadata.managedFields` as `kubectl get --show-managed-fields` shows it: each writer's
+/// fields, moving to whoever changes them, per subresource; a named `--field-manager`
+/// checked; entries cleared by `[]` and not started again by an update.
+#[test]
+fn managed_fields_record_who_set_what() {
+    let cluster = Cluster::start();
+    let entries = |kind: &str, name: &str| -> Vec<Value> {
+        let object = json(&cluster.ok(&["get", kind, name, "-o", "json", "--show-managed-fields"]));
+        object["metadata"]["managedFields"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let by = |entries: &[Value], manager: &str| -> Value {
+        entries
+            .iter()
+            .find(|e| e["manager"] == manager)
+            .cloned()
+            .unwrap_or_else(|| panic!("no entry of {manager}: {entries:#?}"))
+    };
+    cluster.ok(&[
+        "create",
+        "configmap",
+        "mf",
+        "--from-literal=a=1",
+        "--from-literal=b=2",
+    ]);
+    let created = entries("configmap", "mf");
+    assert_eq!(created.len(), 1, "{created:#?}");
+    let entry = &created[0];
+    assert_eq!(entry["manager"], "kubectl-create");
+    assert_eq!(entry["operation"], "Update");
+    assert_eq!(entry["apiVersion"], "v1");
+    assert_eq!(entry["fieldsType"], "FieldsV1");
+    assert!(
+        entry["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{entry}"
+    );
+    assert_eq!(
+        entry["fieldsV1"],
+        json(r#"{"f:data": {".": {}, "f:a": {}, "f:b": {}}}"#)
+    );
+    // Plain `get -o yaml` hides them, as kubectl does.
+    assert!(
+        !cluster
+            .ok(&["get", "configmap", "mf", "-o", "yaml"])
+            .contains("managedFields")
+    );
+
+    cluster.ok(&["label", "configmap", "mf", "tier=web"]);
+    cluster.ok(&[
+        "patch",
+        "configmap",
+        "mf",
+        "-p",
+        r#"{"data":{"a":"changed"}}"#,
+        "--field-manager=tuner",
+    ]);
+    let now = entries("configmap", "mf");
+    assert_eq!(
+        by(&now, "kubectl-label")["fieldsV1"],
+        json(r#"{"f:metadata": {"f:labels": {".": {}, "f:tier": {}}}}"#)
+    );
+    assert_eq!(
+        by(&now, "tuner")["fieldsV1"],
+        json(r#"{"f:data": {"f:a": {}}}"#)
+    );
+    assert_eq!(
+        by(&now, "kubectl-create")["fieldsV1"],
+        json(r#"{"f:data": {".": {}, "f:b": {}}}"#),
+        "the changed field left its first manager"
+    );
+
+    // A named manager is checked: at most 128 bytes.
+    let long = format!("--field-manager={}", "m".repeat(129));
+    let err = cluster.fails(&["create", "configmap", "other", "--from-literal=a=1", &long]);
+    assert!(
+        err.contains(r#"CreateOptions.meta.k8s.io "" is invalid: fieldManager: Too long"#),
+        "{err}"
+    );
+
+    // Subresources have entries of their own; the main resource never owns status.
+    let deploy = cluster.file(
+        "deploy.json",
+        r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},
+            "spec":{"replicas":1,"selector":{"matchLabels":{"app":"web"}},
+                    "template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}},
+            "status":{"replicas":7}}"#,
+    );
+    cluster.ok(&["create", "-f", &deploy]);
+    cluster.ok(&["scale", "deployment", "web", "--replicas=3"]);
+    let now = entries("deployment", "web");
+    let created = by(&now, "kubectl-create");
+    assert!(created["fieldsV1"].get("f:status").is_none(), "{created}");
+    assert_eq!(
+        created["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"]
+            ["f:image"],
+        json("{}"),
+        "{created}"
+    );
+    let scaled = now
+        .iter()
+        .find(|e| e["subresource"] == "scale")
+        .unwrap_or_else(|| panic!("no scale entry: {now:#?}"));
+    assert_eq!(
+        scaled["fieldsV1"],
+        json(r#"{"f:spec": {"f:replicas": {}}}"#)
+    );
+    assert!(
+        created["fieldsV1"]["f:spec"].get("f:replicas").is_none(),
+        "replicas moved to the scale entry: {created}"
+    );
+
+    // `[]` clears them, and an update does not start them again.
+    cluster.ok(&[
+        "patch",
+        "configmap",
+        "mf",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"managedFields":[]}}"#,
+    ]);
+    assert!(entries("configmap", "mf").is_empty());
+    cluster.ok(&["annotate", "configmap", "mf", "note=x"]);
+    assert!(entries("configmap", "mf").is_empty());
+}
+
+/// A pod naming a ServiceAccount that does not exist is refused, as upstream's admission
+/// refuses it; the first pod of a new namespace waits for the `default` account its
+/// controller makes. What admission adds is not the writer's in managedFields.
+#[test]
+fn pods_need_their_service_account() {
+    let cluster = Cluster::start();
+    let ghost = r#"{"spec":{"serviceAccountName":"ghost"}}"#;
+    let err = cluster.fails(&["run", "p", "--image=nginx", "--overrides", ghost]);
+    assert!(
+        err.contains(
+            r#"pods "p" is forbidden: error looking up service account default/ghost: serviceaccount "ghost" not found"#
+        ),
+        "{err}"
+    );
+    cluster.ok(&["create", "serviceaccount", "ghost"]);
+    cluster.ok(&["run", "p", "--image=nginx", "--overrides", ghost]);
+
+    cluster.ok(&["create", "namespace", "fresh"]);
+    cluster.ok(&["run", "q", "-n", "fresh", "--image=nginx"]);
+    let pod = json(&cluster.ok(&[
+        "get",
+        "pod",
+        "q",
+        "-n",
+        "fresh",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]));
+    assert_eq!(pod["spec"]["serviceAccountName"], "default");
+    let entries = pod["metadata"]["managedFields"].as_array().unwrap();
+    let entry = entries
+        .iter()
+        .find(|e| e["manager"] == "kubectl-run")
+        .unwrap_or_else(|| panic!("no entry of kubectl-run: {entries:#?}"));
+    let spec = &entry["fieldsV1"]["f:spec"];
+    assert!(spec.get("f:containers").is_some(), "{spec}");
+    assert!(
+        spec.get("f:restartPolicy").is_some(),
+        "defaults are the writer's: {spec}"
+    );
+    for admitted in [
+        "f:serviceAccountName",
+        "f:tolerations",
+        "f:priority",
+        "f:volumes",
+    ] {
+        assert!(
+            spec.get(admitted).is_none(),
+            "{admitted} is admission's: {spec}"
+        );
+    }
+}

@@ -12,16 +12,16 @@ use super::{ApiKind, Field as F, ListType, MapValue, Message, Strategy};
 
 pub(super) static MESSAGES: &[Message] = &[
     Message::new("k8s.io.api.admissionregistration.v1.AuditAnnotation", &[
-        F::new(1, "key", S(Str)),
-        F::new(2, "valueExpression", S(Str)),
+        F::new(1, "key", S(Str)).required(),
+        F::new(2, "valueExpression", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1.ExpressionWarning", &[
-        F::new(2, "fieldRef", S(Str)),
-        F::new(3, "warning", S(Str)),
+        F::new(2, "fieldRef", S(Str)).required(),
+        F::new(3, "warning", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1.MatchCondition", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "expression", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "expression", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1.MatchResources", &[
         F::new(1, "namespaceSelector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
@@ -31,21 +31,21 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(7, "matchPolicy", S(Str)),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.admissionregistration.v1.MutatingWebhook", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "clientConfig", Msg("k8s.io.api.admissionregistration.v1.WebhookClientConfig")),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "clientConfig", Msg("k8s.io.api.admissionregistration.v1.WebhookClientConfig")).required(),
         F::new(3, "rules", Msg("k8s.io.api.admissionregistration.v1.RuleWithOperations")).repeated().list_type(ListType::Atomic),
         F::new(4, "failurePolicy", S(Str)),
         F::new(5, "namespaceSelector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
-        F::new(6, "sideEffects", S(Str)),
+        F::new(6, "sideEffects", S(Str)).required(),
         F::new(7, "timeoutSeconds", S(Int32)),
-        F::new(8, "admissionReviewVersions", S(Str)).repeated().list_type(ListType::Atomic),
+        F::new(8, "admissionReviewVersions", S(Str)).repeated().required().list_type(ListType::Atomic),
         F::new(9, "matchPolicy", S(Str)),
         F::new(10, "reinvocationPolicy", S(Str)),
         F::new(11, "objectSelector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
         F::new(12, "matchConditions", Msg("k8s.io.api.admissionregistration.v1.MatchCondition")).repeated().strategy(Strategy::Merge).merge_key("name").list_type(ListType::Map).list_map_keys(&["name"]),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1.MutatingWebhookConfiguration", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "webhooks", Msg("k8s.io.api.admissionregistration.v1.MutatingWebhook")).repeated().strategy(Strategy::Merge).merge_key("name").list_type(ListType::Map).list_map_keys(&["name"]),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1.MutatingWebhookConfigurationList", &[
@@ -77,8 +77,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "", Msg("k8s.io.api.admissionregistration.v1.Rule")).inline(),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1.ServiceReference", &[
-        F::new(1, "namespace", S(Str)),
-        F::new(2, "name", S(Str)),
+        F::new(1, "namespace", S(Str)).required(),
+        F::new(2, "name", S(Str)).required(),
         F::new(3, "path", S(Str)),
         F::new(4, "port", S(Int32)),
     ]),
@@ -86,12 +86,12 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "expressionWarnings", Msg("k8s.io.api.admissionregistration.v1.ExpressionWarning")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicy", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicySpec")),
         F::new(3, "status", Msg("k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyStatus")),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyBinding", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyBindingSpec")),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyBindingList", &[
@@ -123,20 +123,20 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "conditions", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Condition")).repeated().list_type(ListType::Map).list_map_keys(&["type"]),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1.ValidatingWebhook", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "clientConfig", Msg("k8s.io.api.admissionregistration.v1.WebhookClientConfig")),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "clientConfig", Msg("k8s.io.api.admissionregistration.v1.WebhookClientConfig")).required(),
         F::new(3, "rules", Msg("k8s.io.api.admissionregistration.v1.RuleWithOperations")).repeated().list_type(ListType::Atomic),
         F::new(4, "failurePolicy", S(Str)),
         F::new(5, "namespaceSelector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
-        F::new(6, "sideEffects", S(Str)),
+        F::new(6, "sideEffects", S(Str)).required(),
         F::new(7, "timeoutSeconds", S(Int32)),
-        F::new(8, "admissionReviewVersions", S(Str)).repeated().list_type(ListType::Atomic),
+        F::new(8, "admissionReviewVersions", S(Str)).repeated().required().list_type(ListType::Atomic),
         F::new(9, "matchPolicy", S(Str)),
         F::new(10, "objectSelector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
         F::new(11, "matchConditions", Msg("k8s.io.api.admissionregistration.v1.MatchCondition")).repeated().strategy(Strategy::Merge).merge_key("name").list_type(ListType::Map).list_map_keys(&["name"]),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1.ValidatingWebhookConfiguration", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "webhooks", Msg("k8s.io.api.admissionregistration.v1.ValidatingWebhook")).repeated().strategy(Strategy::Merge).merge_key("name").list_type(ListType::Map).list_map_keys(&["name"]),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1.ValidatingWebhookConfigurationList", &[
@@ -144,14 +144,14 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.admissionregistration.v1.ValidatingWebhookConfiguration")).repeated(),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1.Validation", &[
-        F::new(1, "expression", S(Str)),
+        F::new(1, "expression", S(Str)).required(),
         F::new(2, "message", S(Str)),
         F::new(3, "reason", S(Str)),
         F::new(4, "messageExpression", S(Str)),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1.Variable", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "expression", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "expression", S(Str)).required(),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.admissionregistration.v1.WebhookClientConfig", &[
         F::new(1, "service", Msg("k8s.io.api.admissionregistration.v1.ServiceReference")),
@@ -165,8 +165,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "expression", S(Str)),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1alpha1.MatchCondition", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "expression", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "expression", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1alpha1.MatchResources", &[
         F::new(1, "namespaceSelector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
@@ -176,11 +176,11 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(7, "matchPolicy", S(Str)),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.admissionregistration.v1alpha1.MutatingAdmissionPolicy", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.admissionregistration.v1alpha1.MutatingAdmissionPolicySpec")),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1alpha1.MutatingAdmissionPolicyBinding", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.admissionregistration.v1alpha1.MutatingAdmissionPolicyBindingSpec")),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1alpha1.MutatingAdmissionPolicyBindingList", &[
@@ -206,7 +206,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(7, "reinvocationPolicy", S(Str)),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1alpha1.Mutation", &[
-        F::new(2, "patchType", S(Str)),
+        F::new(2, "patchType", S(Str)).required(),
         F::new(3, "applyConfiguration", Msg("k8s.io.api.admissionregistration.v1alpha1.ApplyConfiguration")),
         F::new(4, "jsonPatch", Msg("k8s.io.api.admissionregistration.v1alpha1.JSONPatch")),
     ]),
@@ -225,20 +225,20 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "parameterNotFoundAction", S(Str)),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.admissionregistration.v1alpha1.Variable", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "expression", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "expression", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1beta1.AuditAnnotation", &[
-        F::new(1, "key", S(Str)),
-        F::new(2, "valueExpression", S(Str)),
+        F::new(1, "key", S(Str)).required(),
+        F::new(2, "valueExpression", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1beta1.ExpressionWarning", &[
-        F::new(2, "fieldRef", S(Str)),
-        F::new(3, "warning", S(Str)),
+        F::new(2, "fieldRef", S(Str)).required(),
+        F::new(3, "warning", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1beta1.MatchCondition", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "expression", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "expression", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1beta1.MatchResources", &[
         F::new(1, "namespaceSelector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
@@ -265,12 +265,12 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "expressionWarnings", Msg("k8s.io.api.admissionregistration.v1beta1.ExpressionWarning")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1beta1.ValidatingAdmissionPolicy", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.admissionregistration.v1beta1.ValidatingAdmissionPolicySpec")),
         F::new(3, "status", Msg("k8s.io.api.admissionregistration.v1beta1.ValidatingAdmissionPolicyStatus")),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1beta1.ValidatingAdmissionPolicyBinding", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.admissionregistration.v1beta1.ValidatingAdmissionPolicyBindingSpec")),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1beta1.ValidatingAdmissionPolicyBindingList", &[
@@ -302,14 +302,14 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "conditions", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Condition")).repeated().list_type(ListType::Map).list_map_keys(&["type"]),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1beta1.Validation", &[
-        F::new(1, "expression", S(Str)),
+        F::new(1, "expression", S(Str)).required(),
         F::new(2, "message", S(Str)),
         F::new(3, "reason", S(Str)),
         F::new(4, "messageExpression", S(Str)),
     ]),
     Message::new("k8s.io.api.admissionregistration.v1beta1.Variable", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "expression", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "expression", S(Str)).required(),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.apiserverinternal.v1alpha1.ServerStorageVersion", &[
         F::new(1, "apiServerID", S(Str)),
@@ -318,17 +318,17 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "servedVersions", S(Str)).repeated().list_type(ListType::Set),
     ]),
     Message::new("k8s.io.api.apiserverinternal.v1alpha1.StorageVersion", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.apiserverinternal.v1alpha1.StorageVersionSpec")),
-        F::new(3, "status", Msg("k8s.io.api.apiserverinternal.v1alpha1.StorageVersionStatus")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.apiserverinternal.v1alpha1.StorageVersionSpec")).required(),
+        F::new(3, "status", Msg("k8s.io.api.apiserverinternal.v1alpha1.StorageVersionStatus")).required(),
     ]),
     Message::new("k8s.io.api.apiserverinternal.v1alpha1.StorageVersionCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(3, "observedGeneration", S(Int64)),
         F::new(4, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
-        F::new(5, "reason", S(Str)),
-        F::new(6, "message", S(Str)),
+        F::new(5, "reason", S(Str)).required(),
+        F::new(6, "message", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.apiserverinternal.v1alpha1.StorageVersionList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
@@ -341,22 +341,22 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "conditions", Msg("k8s.io.api.apiserverinternal.v1alpha1.StorageVersionCondition")).repeated().list_type(ListType::Map).list_map_keys(&["type"]),
     ]),
     Message::new("k8s.io.api.apps.v1.ControllerRevision", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "data", Msg("k8s.io.apimachinery.pkg.runtime.RawExtension")),
-        F::new(3, "revision", S(Int64)),
+        F::new(3, "revision", S(Int64)).required(),
     ]),
     Message::new("k8s.io.api.apps.v1.ControllerRevisionList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
         F::new(2, "items", Msg("k8s.io.api.apps.v1.ControllerRevision")).repeated(),
     ]),
     Message::new("k8s.io.api.apps.v1.DaemonSet", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.apps.v1.DaemonSetSpec")),
         F::new(3, "status", Msg("k8s.io.api.apps.v1.DaemonSetStatus")),
     ]),
     Message::new("k8s.io.api.apps.v1.DaemonSetCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(3, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(4, "reason", S(Str)),
         F::new(5, "message", S(Str)),
@@ -366,17 +366,17 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.apps.v1.DaemonSet")).repeated(),
     ]),
     Message::new("k8s.io.api.apps.v1.DaemonSetSpec", &[
-        F::new(1, "selector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
-        F::new(2, "template", Msg("k8s.io.api.core.v1.PodTemplateSpec")),
+        F::new(1, "selector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")).required(),
+        F::new(2, "template", Msg("k8s.io.api.core.v1.PodTemplateSpec")).required(),
         F::new(3, "updateStrategy", Msg("k8s.io.api.apps.v1.DaemonSetUpdateStrategy")),
         F::new(4, "minReadySeconds", S(Int32)),
         F::new(6, "revisionHistoryLimit", S(Int32)),
     ]),
     Message::new("k8s.io.api.apps.v1.DaemonSetStatus", &[
-        F::new(1, "currentNumberScheduled", S(Int32)),
-        F::new(2, "numberMisscheduled", S(Int32)),
-        F::new(3, "desiredNumberScheduled", S(Int32)),
-        F::new(4, "numberReady", S(Int32)),
+        F::new(1, "currentNumberScheduled", S(Int32)).required(),
+        F::new(2, "numberMisscheduled", S(Int32)).required(),
+        F::new(3, "desiredNumberScheduled", S(Int32)).required(),
+        F::new(4, "numberReady", S(Int32)).required(),
         F::new(5, "observedGeneration", S(Int64)),
         F::new(6, "updatedNumberScheduled", S(Int32)),
         F::new(7, "numberAvailable", S(Int32)),
@@ -389,13 +389,13 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "rollingUpdate", Msg("k8s.io.api.apps.v1.RollingUpdateDaemonSet")),
     ]),
     Message::new("k8s.io.api.apps.v1.Deployment", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.apps.v1.DeploymentSpec")),
         F::new(3, "status", Msg("k8s.io.api.apps.v1.DeploymentStatus")),
     ]),
     Message::new("k8s.io.api.apps.v1.DeploymentCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(4, "reason", S(Str)),
         F::new(5, "message", S(Str)),
         F::new(6, "lastUpdateTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
@@ -407,8 +407,8 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.apps.v1.DeploymentSpec", &[
         F::new(1, "replicas", S(Int32)),
-        F::new(2, "selector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
-        F::new(3, "template", Msg("k8s.io.api.core.v1.PodTemplateSpec")),
+        F::new(2, "selector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")).required(),
+        F::new(3, "template", Msg("k8s.io.api.core.v1.PodTemplateSpec")).required(),
         F::new(4, "strategy", Msg("k8s.io.api.apps.v1.DeploymentStrategy")).strategy(Strategy::RetainKeys),
         F::new(5, "minReadySeconds", S(Int32)),
         F::new(6, "revisionHistoryLimit", S(Int32)),
@@ -431,13 +431,13 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "rollingUpdate", Msg("k8s.io.api.apps.v1.RollingUpdateDeployment")),
     ]),
     Message::new("k8s.io.api.apps.v1.ReplicaSet", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.apps.v1.ReplicaSetSpec")),
         F::new(3, "status", Msg("k8s.io.api.apps.v1.ReplicaSetStatus")),
     ]),
     Message::new("k8s.io.api.apps.v1.ReplicaSetCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(3, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(4, "reason", S(Str)),
         F::new(5, "message", S(Str)),
@@ -448,12 +448,12 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.apps.v1.ReplicaSetSpec", &[
         F::new(1, "replicas", S(Int32)),
-        F::new(2, "selector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
+        F::new(2, "selector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")).required(),
         F::new(3, "template", Msg("k8s.io.api.core.v1.PodTemplateSpec")),
         F::new(4, "minReadySeconds", S(Int32)),
     ]),
     Message::new("k8s.io.api.apps.v1.ReplicaSetStatus", &[
-        F::new(1, "replicas", S(Int32)),
+        F::new(1, "replicas", S(Int32)).required(),
         F::new(2, "fullyLabeledReplicas", S(Int32)),
         F::new(3, "observedGeneration", S(Int64)),
         F::new(4, "readyReplicas", S(Int32)),
@@ -474,13 +474,13 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "maxUnavailable", Msg("k8s.io.apimachinery.pkg.util.intstr.IntOrString")),
     ]),
     Message::new("k8s.io.api.apps.v1.StatefulSet", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.apps.v1.StatefulSetSpec")),
         F::new(3, "status", Msg("k8s.io.api.apps.v1.StatefulSetStatus")),
     ]),
     Message::new("k8s.io.api.apps.v1.StatefulSetCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(3, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(4, "reason", S(Str)),
         F::new(5, "message", S(Str)),
@@ -498,8 +498,8 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.apps.v1.StatefulSetSpec", &[
         F::new(1, "replicas", S(Int32)),
-        F::new(2, "selector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
-        F::new(3, "template", Msg("k8s.io.api.core.v1.PodTemplateSpec")),
+        F::new(2, "selector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")).required(),
+        F::new(3, "template", Msg("k8s.io.api.core.v1.PodTemplateSpec")).required(),
         F::new(4, "volumeClaimTemplates", Msg("k8s.io.api.core.v1.PersistentVolumeClaim")).repeated().list_type(ListType::Atomic),
         F::new(5, "serviceName", S(Str)),
         F::new(6, "podManagementPolicy", S(Str)),
@@ -511,7 +511,7 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.apps.v1.StatefulSetStatus", &[
         F::new(1, "observedGeneration", S(Int64)),
-        F::new(2, "replicas", S(Int32)),
+        F::new(2, "replicas", S(Int32)).required(),
         F::new(3, "readyReplicas", S(Int32)),
         F::new(4, "currentReplicas", S(Int32)),
         F::new(5, "updatedReplicas", S(Int32)),
@@ -535,29 +535,29 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "items", S(Str)).repeated(),
     ]),
     Message::new("k8s.io.api.authentication.v1.SelfSubjectReview", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "status", Msg("k8s.io.api.authentication.v1.SelfSubjectReviewStatus")),
     ]),
     Message::new("k8s.io.api.authentication.v1.SelfSubjectReviewStatus", &[
         F::new(1, "userInfo", Msg("k8s.io.api.authentication.v1.UserInfo")),
     ]),
     Message::new("k8s.io.api.authentication.v1.TokenRequest", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.authentication.v1.TokenRequestSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.authentication.v1.TokenRequestSpec")).required(),
         F::new(3, "status", Msg("k8s.io.api.authentication.v1.TokenRequestStatus")),
     ]),
     Message::new("k8s.io.api.authentication.v1.TokenRequestSpec", &[
-        F::new(1, "audiences", S(Str)).repeated().list_type(ListType::Atomic),
+        F::new(1, "audiences", S(Str)).repeated().required().list_type(ListType::Atomic),
         F::new(3, "boundObjectRef", Msg("k8s.io.api.authentication.v1.BoundObjectReference")),
         F::new(4, "expirationSeconds", S(Int64)),
     ]),
     Message::new("k8s.io.api.authentication.v1.TokenRequestStatus", &[
-        F::new(1, "token", S(Str)),
-        F::new(2, "expirationTimestamp", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
+        F::new(1, "token", S(Str)).required(),
+        F::new(2, "expirationTimestamp", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")).required(),
     ]),
     Message::new("k8s.io.api.authentication.v1.TokenReview", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.authentication.v1.TokenReviewSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.authentication.v1.TokenReviewSpec")).required(),
         F::new(3, "status", Msg("k8s.io.api.authentication.v1.TokenReviewStatus")),
     ]),
     Message::new("k8s.io.api.authentication.v1.TokenReviewSpec", &[
@@ -588,8 +588,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "requirements", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.authorization.v1.LocalSubjectAccessReview", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.authorization.v1.SubjectAccessReviewSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.authorization.v1.SubjectAccessReviewSpec")).required(),
         F::new(3, "status", Msg("k8s.io.api.authorization.v1.SubjectAccessReviewStatus")),
     ]),
     Message::new("k8s.io.api.authorization.v1.NonResourceAttributes", &[
@@ -597,7 +597,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "verb", S(Str)),
     ]),
     Message::new("k8s.io.api.authorization.v1.NonResourceRule", &[
-        F::new(1, "verbs", S(Str)).repeated().list_type(ListType::Atomic),
+        F::new(1, "verbs", S(Str)).repeated().required().list_type(ListType::Atomic),
         F::new(2, "nonResourceURLs", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.authorization.v1.ResourceAttributes", &[
@@ -612,14 +612,14 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(9, "labelSelector", Msg("k8s.io.api.authorization.v1.LabelSelectorAttributes")),
     ]),
     Message::new("k8s.io.api.authorization.v1.ResourceRule", &[
-        F::new(1, "verbs", S(Str)).repeated().list_type(ListType::Atomic),
+        F::new(1, "verbs", S(Str)).repeated().required().list_type(ListType::Atomic),
         F::new(2, "apiGroups", S(Str)).repeated().list_type(ListType::Atomic),
         F::new(3, "resources", S(Str)).repeated().list_type(ListType::Atomic),
         F::new(4, "resourceNames", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.authorization.v1.SelfSubjectAccessReview", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.authorization.v1.SelfSubjectAccessReviewSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.authorization.v1.SelfSubjectAccessReviewSpec")).required(),
         F::new(3, "status", Msg("k8s.io.api.authorization.v1.SubjectAccessReviewStatus")),
     ]),
     Message::new("k8s.io.api.authorization.v1.SelfSubjectAccessReviewSpec", &[
@@ -627,16 +627,16 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "nonResourceAttributes", Msg("k8s.io.api.authorization.v1.NonResourceAttributes")),
     ]),
     Message::new("k8s.io.api.authorization.v1.SelfSubjectRulesReview", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.authorization.v1.SelfSubjectRulesReviewSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.authorization.v1.SelfSubjectRulesReviewSpec")).required(),
         F::new(3, "status", Msg("k8s.io.api.authorization.v1.SubjectRulesReviewStatus")),
     ]),
     Message::new("k8s.io.api.authorization.v1.SelfSubjectRulesReviewSpec", &[
         F::new(1, "namespace", S(Str)),
     ]),
     Message::new("k8s.io.api.authorization.v1.SubjectAccessReview", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.authorization.v1.SubjectAccessReviewSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.authorization.v1.SubjectAccessReviewSpec")).required(),
         F::new(3, "status", Msg("k8s.io.api.authorization.v1.SubjectAccessReviewStatus")),
     ]),
     Message::new("k8s.io.api.authorization.v1.SubjectAccessReviewSpec", &[
@@ -648,24 +648,24 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(6, "uid", S(Str)),
     ]),
     Message::new("k8s.io.api.authorization.v1.SubjectAccessReviewStatus", &[
-        F::new(1, "allowed", S(Bool)),
+        F::new(1, "allowed", S(Bool)).required(),
         F::new(2, "reason", S(Str)),
         F::new(3, "evaluationError", S(Str)),
         F::new(4, "denied", S(Bool)),
     ]),
     Message::new("k8s.io.api.authorization.v1.SubjectRulesReviewStatus", &[
-        F::new(1, "resourceRules", Msg("k8s.io.api.authorization.v1.ResourceRule")).repeated().list_type(ListType::Atomic),
-        F::new(2, "nonResourceRules", Msg("k8s.io.api.authorization.v1.NonResourceRule")).repeated().list_type(ListType::Atomic),
-        F::new(3, "incomplete", S(Bool)),
+        F::new(1, "resourceRules", Msg("k8s.io.api.authorization.v1.ResourceRule")).repeated().required().list_type(ListType::Atomic),
+        F::new(2, "nonResourceRules", Msg("k8s.io.api.authorization.v1.NonResourceRule")).repeated().required().list_type(ListType::Atomic),
+        F::new(3, "incomplete", S(Bool)).required(),
         F::new(4, "evaluationError", S(Str)),
     ]),
     Message::new("k8s.io.api.autoscaling.v1.CrossVersionObjectReference", &[
-        F::new(1, "kind", S(Str)),
-        F::new(2, "name", S(Str)),
+        F::new(1, "kind", S(Str)).required(),
+        F::new(2, "name", S(Str)).required(),
         F::new(3, "apiVersion", S(Str)),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerSpec")),
         F::new(3, "status", Msg("k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerStatus")),
     ]),
@@ -674,20 +674,20 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler")).repeated(),
     ]),
     Message::new("k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerSpec", &[
-        F::new(1, "scaleTargetRef", Msg("k8s.io.api.autoscaling.v1.CrossVersionObjectReference")),
+        F::new(1, "scaleTargetRef", Msg("k8s.io.api.autoscaling.v1.CrossVersionObjectReference")).required(),
         F::new(2, "minReplicas", S(Int32)),
-        F::new(3, "maxReplicas", S(Int32)),
+        F::new(3, "maxReplicas", S(Int32)).required(),
         F::new(4, "targetCPUUtilizationPercentage", S(Int32)),
     ]),
     Message::new("k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerStatus", &[
         F::new(1, "observedGeneration", S(Int64)),
         F::new(2, "lastScaleTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
-        F::new(3, "currentReplicas", S(Int32)),
-        F::new(4, "desiredReplicas", S(Int32)),
+        F::new(3, "currentReplicas", S(Int32)).required(),
+        F::new(4, "desiredReplicas", S(Int32)).required(),
         F::new(5, "currentCPUUtilizationPercentage", S(Int32)),
     ]),
     Message::new("k8s.io.api.autoscaling.v1.Scale", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.autoscaling.v1.ScaleSpec")),
         F::new(3, "status", Msg("k8s.io.api.autoscaling.v1.ScaleStatus")),
     ]),
@@ -695,36 +695,36 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "replicas", S(Int32)),
     ]),
     Message::new("k8s.io.api.autoscaling.v1.ScaleStatus", &[
-        F::new(1, "replicas", S(Int32)),
+        F::new(1, "replicas", S(Int32)).required(),
         F::new(2, "selector", S(Str)),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.ContainerResourceMetricSource", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "target", Msg("k8s.io.api.autoscaling.v2.MetricTarget")),
-        F::new(3, "container", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "target", Msg("k8s.io.api.autoscaling.v2.MetricTarget")).required(),
+        F::new(3, "container", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.ContainerResourceMetricStatus", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "current", Msg("k8s.io.api.autoscaling.v2.MetricValueStatus")),
-        F::new(3, "container", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "current", Msg("k8s.io.api.autoscaling.v2.MetricValueStatus")).required(),
+        F::new(3, "container", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.CrossVersionObjectReference", &[
-        F::new(1, "kind", S(Str)),
-        F::new(2, "name", S(Str)),
+        F::new(1, "kind", S(Str)).required(),
+        F::new(2, "name", S(Str)).required(),
         F::new(3, "apiVersion", S(Str)),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.ExternalMetricSource", &[
-        F::new(1, "metric", Msg("k8s.io.api.autoscaling.v2.MetricIdentifier")),
-        F::new(2, "target", Msg("k8s.io.api.autoscaling.v2.MetricTarget")),
+        F::new(1, "metric", Msg("k8s.io.api.autoscaling.v2.MetricIdentifier")).required(),
+        F::new(2, "target", Msg("k8s.io.api.autoscaling.v2.MetricTarget")).required(),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.ExternalMetricStatus", &[
-        F::new(1, "metric", Msg("k8s.io.api.autoscaling.v2.MetricIdentifier")),
-        F::new(2, "current", Msg("k8s.io.api.autoscaling.v2.MetricValueStatus")),
+        F::new(1, "metric", Msg("k8s.io.api.autoscaling.v2.MetricIdentifier")).required(),
+        F::new(2, "current", Msg("k8s.io.api.autoscaling.v2.MetricValueStatus")).required(),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.HPAScalingPolicy", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "value", S(Int32)),
-        F::new(3, "periodSeconds", S(Int32)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "value", S(Int32)).required(),
+        F::new(3, "periodSeconds", S(Int32)).required(),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.HPAScalingRules", &[
         F::new(1, "selectPolicy", S(Str)),
@@ -733,7 +733,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "tolerance", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerSpec")),
         F::new(3, "status", Msg("k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerStatus")),
     ]),
@@ -742,8 +742,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "scaleDown", Msg("k8s.io.api.autoscaling.v2.HPAScalingRules")),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(3, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(4, "reason", S(Str)),
         F::new(5, "message", S(Str)),
@@ -753,9 +753,9 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler")).repeated(),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerSpec", &[
-        F::new(1, "scaleTargetRef", Msg("k8s.io.api.autoscaling.v2.CrossVersionObjectReference")),
+        F::new(1, "scaleTargetRef", Msg("k8s.io.api.autoscaling.v2.CrossVersionObjectReference")).required(),
         F::new(2, "minReplicas", S(Int32)),
-        F::new(3, "maxReplicas", S(Int32)),
+        F::new(3, "maxReplicas", S(Int32)).required(),
         F::new(4, "metrics", Msg("k8s.io.api.autoscaling.v2.MetricSpec")).repeated().list_type(ListType::Atomic),
         F::new(5, "behavior", Msg("k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerBehavior")),
     ]),
@@ -763,16 +763,16 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "observedGeneration", S(Int64)),
         F::new(2, "lastScaleTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(3, "currentReplicas", S(Int32)),
-        F::new(4, "desiredReplicas", S(Int32)),
+        F::new(4, "desiredReplicas", S(Int32)).required(),
         F::new(5, "currentMetrics", Msg("k8s.io.api.autoscaling.v2.MetricStatus")).repeated().list_type(ListType::Atomic),
         F::new(6, "conditions", Msg("k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerCondition")).repeated().strategy(Strategy::Merge).merge_key("type").list_type(ListType::Map).list_map_keys(&["type"]),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.MetricIdentifier", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "selector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.MetricSpec", &[
-        F::new(1, "type", S(Str)),
+        F::new(1, "type", S(Str)).required(),
         F::new(2, "object", Msg("k8s.io.api.autoscaling.v2.ObjectMetricSource")),
         F::new(3, "pods", Msg("k8s.io.api.autoscaling.v2.PodsMetricSource")),
         F::new(4, "resource", Msg("k8s.io.api.autoscaling.v2.ResourceMetricSource")),
@@ -780,7 +780,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(7, "containerResource", Msg("k8s.io.api.autoscaling.v2.ContainerResourceMetricSource")),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.MetricStatus", &[
-        F::new(1, "type", S(Str)),
+        F::new(1, "type", S(Str)).required(),
         F::new(2, "object", Msg("k8s.io.api.autoscaling.v2.ObjectMetricStatus")),
         F::new(3, "pods", Msg("k8s.io.api.autoscaling.v2.PodsMetricStatus")),
         F::new(4, "resource", Msg("k8s.io.api.autoscaling.v2.ResourceMetricStatus")),
@@ -788,7 +788,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(7, "containerResource", Msg("k8s.io.api.autoscaling.v2.ContainerResourceMetricStatus")),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.MetricTarget", &[
-        F::new(1, "type", S(Str)),
+        F::new(1, "type", S(Str)).required(),
         F::new(2, "value", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")),
         F::new(3, "averageValue", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")),
         F::new(4, "averageUtilization", S(Int32)),
@@ -799,33 +799,33 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "averageUtilization", S(Int32)),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.ObjectMetricSource", &[
-        F::new(1, "describedObject", Msg("k8s.io.api.autoscaling.v2.CrossVersionObjectReference")),
-        F::new(2, "target", Msg("k8s.io.api.autoscaling.v2.MetricTarget")),
-        F::new(3, "metric", Msg("k8s.io.api.autoscaling.v2.MetricIdentifier")),
+        F::new(1, "describedObject", Msg("k8s.io.api.autoscaling.v2.CrossVersionObjectReference")).required(),
+        F::new(2, "target", Msg("k8s.io.api.autoscaling.v2.MetricTarget")).required(),
+        F::new(3, "metric", Msg("k8s.io.api.autoscaling.v2.MetricIdentifier")).required(),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.ObjectMetricStatus", &[
-        F::new(1, "metric", Msg("k8s.io.api.autoscaling.v2.MetricIdentifier")),
-        F::new(2, "current", Msg("k8s.io.api.autoscaling.v2.MetricValueStatus")),
-        F::new(3, "describedObject", Msg("k8s.io.api.autoscaling.v2.CrossVersionObjectReference")),
+        F::new(1, "metric", Msg("k8s.io.api.autoscaling.v2.MetricIdentifier")).required(),
+        F::new(2, "current", Msg("k8s.io.api.autoscaling.v2.MetricValueStatus")).required(),
+        F::new(3, "describedObject", Msg("k8s.io.api.autoscaling.v2.CrossVersionObjectReference")).required(),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.PodsMetricSource", &[
-        F::new(1, "metric", Msg("k8s.io.api.autoscaling.v2.MetricIdentifier")),
-        F::new(2, "target", Msg("k8s.io.api.autoscaling.v2.MetricTarget")),
+        F::new(1, "metric", Msg("k8s.io.api.autoscaling.v2.MetricIdentifier")).required(),
+        F::new(2, "target", Msg("k8s.io.api.autoscaling.v2.MetricTarget")).required(),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.PodsMetricStatus", &[
-        F::new(1, "metric", Msg("k8s.io.api.autoscaling.v2.MetricIdentifier")),
-        F::new(2, "current", Msg("k8s.io.api.autoscaling.v2.MetricValueStatus")),
+        F::new(1, "metric", Msg("k8s.io.api.autoscaling.v2.MetricIdentifier")).required(),
+        F::new(2, "current", Msg("k8s.io.api.autoscaling.v2.MetricValueStatus")).required(),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.ResourceMetricSource", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "target", Msg("k8s.io.api.autoscaling.v2.MetricTarget")),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "target", Msg("k8s.io.api.autoscaling.v2.MetricTarget")).required(),
     ]),
     Message::new("k8s.io.api.autoscaling.v2.ResourceMetricStatus", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "current", Msg("k8s.io.api.autoscaling.v2.MetricValueStatus")),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "current", Msg("k8s.io.api.autoscaling.v2.MetricValueStatus")).required(),
     ]),
     Message::new("k8s.io.api.batch.v1.CronJob", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.batch.v1.CronJobSpec")),
         F::new(3, "status", Msg("k8s.io.api.batch.v1.CronJobStatus")),
     ]),
@@ -834,11 +834,11 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.batch.v1.CronJob")).repeated(),
     ]),
     Message::new("k8s.io.api.batch.v1.CronJobSpec", &[
-        F::new(1, "schedule", S(Str)),
+        F::new(1, "schedule", S(Str)).required(),
         F::new(2, "startingDeadlineSeconds", S(Int64)),
         F::new(3, "concurrencyPolicy", S(Str)),
         F::new(4, "suspend", S(Bool)),
-        F::new(5, "jobTemplate", Msg("k8s.io.api.batch.v1.JobTemplateSpec")),
+        F::new(5, "jobTemplate", Msg("k8s.io.api.batch.v1.JobTemplateSpec")).required(),
         F::new(6, "successfulJobsHistoryLimit", S(Int32)),
         F::new(7, "failedJobsHistoryLimit", S(Int32)),
         F::new(8, "timeZone", S(Str)),
@@ -849,13 +849,13 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(5, "lastSuccessfulTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
     ]),
     Message::new("k8s.io.api.batch.v1.Job", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.batch.v1.JobSpec")),
         F::new(3, "status", Msg("k8s.io.api.batch.v1.JobStatus")),
     ]),
     Message::new("k8s.io.api.batch.v1.JobCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(3, "lastProbeTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(4, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(5, "reason", S(Str)),
@@ -871,7 +871,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "activeDeadlineSeconds", S(Int64)),
         F::new(4, "selector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
         F::new(5, "manualSelector", S(Bool)),
-        F::new(6, "template", Msg("k8s.io.api.core.v1.PodTemplateSpec")),
+        F::new(6, "template", Msg("k8s.io.api.core.v1.PodTemplateSpec")).required(),
         F::new(7, "backoffLimit", S(Int32)),
         F::new(8, "ttlSecondsAfterFinished", S(Int32)),
         F::new(9, "completionMode", S(Str)),
@@ -901,24 +901,24 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "spec", Msg("k8s.io.api.batch.v1.JobSpec")),
     ]),
     Message::new("k8s.io.api.batch.v1.PodFailurePolicy", &[
-        F::new(1, "rules", Msg("k8s.io.api.batch.v1.PodFailurePolicyRule")).repeated().list_type(ListType::Atomic),
+        F::new(1, "rules", Msg("k8s.io.api.batch.v1.PodFailurePolicyRule")).repeated().required().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.batch.v1.PodFailurePolicyOnExitCodesRequirement", &[
         F::new(1, "containerName", S(Str)),
-        F::new(2, "operator", S(Str)),
-        F::new(3, "values", S(Int32)).repeated().list_type(ListType::Set),
+        F::new(2, "operator", S(Str)).required(),
+        F::new(3, "values", S(Int32)).repeated().required().list_type(ListType::Set),
     ]),
     Message::new("k8s.io.api.batch.v1.PodFailurePolicyOnPodConditionsPattern", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.batch.v1.PodFailurePolicyRule", &[
-        F::new(1, "action", S(Str)),
+        F::new(1, "action", S(Str)).required(),
         F::new(2, "onExitCodes", Msg("k8s.io.api.batch.v1.PodFailurePolicyOnExitCodesRequirement")),
         F::new(3, "onPodConditions", Msg("k8s.io.api.batch.v1.PodFailurePolicyOnPodConditionsPattern")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.batch.v1.SuccessPolicy", &[
-        F::new(1, "rules", Msg("k8s.io.api.batch.v1.SuccessPolicyRule")).repeated().list_type(ListType::Atomic),
+        F::new(1, "rules", Msg("k8s.io.api.batch.v1.SuccessPolicyRule")).repeated().required().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.batch.v1.SuccessPolicyRule", &[
         F::new(1, "succeededIndexes", S(Str)),
@@ -929,30 +929,30 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "failed", S(Str)).repeated().list_type(ListType::Set),
     ]),
     Message::new("k8s.io.api.certificates.v1.CertificateSigningRequest", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.certificates.v1.CertificateSigningRequestSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.certificates.v1.CertificateSigningRequestSpec")).required(),
         F::new(3, "status", Msg("k8s.io.api.certificates.v1.CertificateSigningRequestStatus")),
     ]),
     Message::new("k8s.io.api.certificates.v1.CertificateSigningRequestCondition", &[
-        F::new(1, "type", S(Str)),
+        F::new(1, "type", S(Str)).required(),
         F::new(2, "reason", S(Str)),
         F::new(3, "message", S(Str)),
         F::new(4, "lastUpdateTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(5, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
-        F::new(6, "status", S(Str)),
+        F::new(6, "status", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.certificates.v1.CertificateSigningRequestList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
         F::new(2, "items", Msg("k8s.io.api.certificates.v1.CertificateSigningRequest")).repeated(),
     ]),
     Message::new("k8s.io.api.certificates.v1.CertificateSigningRequestSpec", &[
-        F::new(1, "request", S(Bytes)),
+        F::new(1, "request", S(Bytes)).required(),
         F::new(2, "username", S(Str)),
         F::new(3, "uid", S(Str)),
         F::new(4, "groups", S(Str)).repeated().list_type(ListType::Atomic),
         F::new(5, "usages", S(Str)).repeated().list_type(ListType::Atomic),
         F::new(6, "extra", Map { key: Str, value: MapValue::Message("k8s.io.api.certificates.v1.ExtraValue") }),
-        F::new(7, "signerName", S(Str)),
+        F::new(7, "signerName", S(Str)).required(),
         F::new(8, "expirationSeconds", S(Int32)),
     ]),
     Message::new("k8s.io.api.certificates.v1.CertificateSigningRequestStatus", &[
@@ -963,8 +963,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "items", S(Str)).repeated(),
     ]),
     Message::new("k8s.io.api.certificates.v1alpha1.ClusterTrustBundle", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.certificates.v1alpha1.ClusterTrustBundleSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.certificates.v1alpha1.ClusterTrustBundleSpec")).required(),
     ]),
     Message::new("k8s.io.api.certificates.v1alpha1.ClusterTrustBundleList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
@@ -972,11 +972,11 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.certificates.v1alpha1.ClusterTrustBundleSpec", &[
         F::new(1, "signerName", S(Str)),
-        F::new(2, "trustBundle", S(Str)),
+        F::new(2, "trustBundle", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.certificates.v1beta1.ClusterTrustBundle", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.certificates.v1beta1.ClusterTrustBundleSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.certificates.v1beta1.ClusterTrustBundleSpec")).required(),
     ]),
     Message::new("k8s.io.api.certificates.v1beta1.ClusterTrustBundleList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
@@ -984,10 +984,10 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.certificates.v1beta1.ClusterTrustBundleSpec", &[
         F::new(1, "signerName", S(Str)),
-        F::new(2, "trustBundle", S(Str)),
+        F::new(2, "trustBundle", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.coordination.v1.Lease", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.coordination.v1.LeaseSpec")),
     ]),
     Message::new("k8s.io.api.coordination.v1.LeaseList", &[
@@ -1004,7 +1004,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(7, "preferredHolder", S(Str)),
     ]),
     Message::new("k8s.io.api.coordination.v1alpha2.LeaseCandidate", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.coordination.v1alpha2.LeaseCandidateSpec")),
     ]),
     Message::new("k8s.io.api.coordination.v1alpha2.LeaseCandidateList", &[
@@ -1012,15 +1012,15 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.coordination.v1alpha2.LeaseCandidate")).repeated(),
     ]),
     Message::new("k8s.io.api.coordination.v1alpha2.LeaseCandidateSpec", &[
-        F::new(1, "leaseName", S(Str)),
+        F::new(1, "leaseName", S(Str)).required(),
         F::new(2, "pingTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime")),
         F::new(3, "renewTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime")),
-        F::new(4, "binaryVersion", S(Str)),
+        F::new(4, "binaryVersion", S(Str)).required(),
         F::new(5, "emulationVersion", S(Str)),
-        F::new(6, "strategy", S(Str)),
+        F::new(6, "strategy", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.coordination.v1beta1.LeaseCandidate", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.coordination.v1beta1.LeaseCandidateSpec")),
     ]),
     Message::new("k8s.io.api.coordination.v1beta1.LeaseCandidateList", &[
@@ -1028,15 +1028,15 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.coordination.v1beta1.LeaseCandidate")).repeated(),
     ]),
     Message::new("k8s.io.api.coordination.v1beta1.LeaseCandidateSpec", &[
-        F::new(1, "leaseName", S(Str)),
+        F::new(1, "leaseName", S(Str)).required(),
         F::new(2, "pingTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime")),
         F::new(3, "renewTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime")),
-        F::new(4, "binaryVersion", S(Str)),
+        F::new(4, "binaryVersion", S(Str)).required(),
         F::new(5, "emulationVersion", S(Str)),
-        F::new(6, "strategy", S(Str)),
+        F::new(6, "strategy", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.AWSElasticBlockStoreVolumeSource", &[
-        F::new(1, "volumeID", S(Str)),
+        F::new(1, "volumeID", S(Str)).required(),
         F::new(2, "fsType", S(Str)),
         F::new(3, "partition", S(Int32)),
         F::new(4, "readOnly", S(Bool)),
@@ -1047,39 +1047,39 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "podAntiAffinity", Msg("k8s.io.api.core.v1.PodAntiAffinity")),
     ]),
     Message::new("k8s.io.api.core.v1.AppArmorProfile", &[
-        F::new(1, "type", S(Str)),
+        F::new(1, "type", S(Str)).required(),
         F::new(2, "localhostProfile", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.AttachedVolume", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "devicePath", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "devicePath", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.AzureDiskVolumeSource", &[
-        F::new(1, "diskName", S(Str)),
-        F::new(2, "diskURI", S(Str)),
+        F::new(1, "diskName", S(Str)).required(),
+        F::new(2, "diskURI", S(Str)).required(),
         F::new(3, "cachingMode", S(Str)),
         F::new(4, "fsType", S(Str)),
         F::new(5, "readOnly", S(Bool)),
         F::new(6, "kind", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.AzureFilePersistentVolumeSource", &[
-        F::new(1, "secretName", S(Str)),
-        F::new(2, "shareName", S(Str)),
+        F::new(1, "secretName", S(Str)).required(),
+        F::new(2, "shareName", S(Str)).required(),
         F::new(3, "readOnly", S(Bool)),
         F::new(4, "secretNamespace", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.AzureFileVolumeSource", &[
-        F::new(1, "secretName", S(Str)),
-        F::new(2, "shareName", S(Str)),
+        F::new(1, "secretName", S(Str)).required(),
+        F::new(2, "shareName", S(Str)).required(),
         F::new(3, "readOnly", S(Bool)),
     ]),
     Message::new("k8s.io.api.core.v1.Binding", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "target", Msg("k8s.io.api.core.v1.ObjectReference")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "target", Msg("k8s.io.api.core.v1.ObjectReference")).required(),
     ]),
     Message::new("k8s.io.api.core.v1.CSIPersistentVolumeSource", &[
-        F::new(1, "driver", S(Str)),
-        F::new(2, "volumeHandle", S(Str)),
+        F::new(1, "driver", S(Str)).required(),
+        F::new(2, "volumeHandle", S(Str)).required(),
         F::new(3, "readOnly", S(Bool)),
         F::new(4, "fsType", S(Str)),
         F::new(5, "volumeAttributes", Map { key: Str, value: MapValue::Scalar(Str) }),
@@ -1090,7 +1090,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(10, "nodeExpandSecretRef", Msg("k8s.io.api.core.v1.SecretReference")),
     ]),
     Message::new("k8s.io.api.core.v1.CSIVolumeSource", &[
-        F::new(1, "driver", S(Str)),
+        F::new(1, "driver", S(Str)).required(),
         F::new(2, "readOnly", S(Bool)),
         F::new(3, "fsType", S(Str)),
         F::new(4, "volumeAttributes", Map { key: Str, value: MapValue::Scalar(Str) }),
@@ -1101,7 +1101,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "drop", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.CephFSPersistentVolumeSource", &[
-        F::new(1, "monitors", S(Str)).repeated().list_type(ListType::Atomic),
+        F::new(1, "monitors", S(Str)).repeated().required().list_type(ListType::Atomic),
         F::new(2, "path", S(Str)),
         F::new(3, "user", S(Str)),
         F::new(4, "secretFile", S(Str)),
@@ -1109,7 +1109,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(6, "readOnly", S(Bool)),
     ]),
     Message::new("k8s.io.api.core.v1.CephFSVolumeSource", &[
-        F::new(1, "monitors", S(Str)).repeated().list_type(ListType::Atomic),
+        F::new(1, "monitors", S(Str)).repeated().required().list_type(ListType::Atomic),
         F::new(2, "path", S(Str)),
         F::new(3, "user", S(Str)),
         F::new(4, "secretFile", S(Str)),
@@ -1117,13 +1117,13 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(6, "readOnly", S(Bool)),
     ]),
     Message::new("k8s.io.api.core.v1.CinderPersistentVolumeSource", &[
-        F::new(1, "volumeID", S(Str)),
+        F::new(1, "volumeID", S(Str)).required(),
         F::new(2, "fsType", S(Str)),
         F::new(3, "readOnly", S(Bool)),
         F::new(4, "secretRef", Msg("k8s.io.api.core.v1.SecretReference")),
     ]),
     Message::new("k8s.io.api.core.v1.CinderVolumeSource", &[
-        F::new(1, "volumeID", S(Str)),
+        F::new(1, "volumeID", S(Str)).required(),
         F::new(2, "fsType", S(Str)),
         F::new(3, "readOnly", S(Bool)),
         F::new(4, "secretRef", Msg("k8s.io.api.core.v1.LocalObjectReference")),
@@ -1135,17 +1135,17 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "name", S(Str)),
         F::new(2, "signerName", S(Str)),
         F::new(3, "labelSelector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
-        F::new(4, "path", S(Str)),
+        F::new(4, "path", S(Str)).required(),
         F::new(5, "optional", S(Bool)),
     ]),
     Message::new("k8s.io.api.core.v1.ComponentCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(3, "message", S(Str)),
         F::new(4, "error", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.ComponentStatus", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "conditions", Msg("k8s.io.api.core.v1.ComponentCondition")).repeated().strategy(Strategy::Merge).merge_key("type").list_type(ListType::Map).list_map_keys(&["type"]),
     ]),
     Message::new("k8s.io.api.core.v1.ComponentStatusList", &[
@@ -1153,7 +1153,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.core.v1.ComponentStatus")).repeated(),
     ]),
     Message::new("k8s.io.api.core.v1.ConfigMap", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "data", Map { key: Str, value: MapValue::Scalar(Str) }),
         F::new(3, "binaryData", Map { key: Str, value: MapValue::Scalar(Bytes) }),
         F::new(4, "immutable", S(Bool)),
@@ -1164,7 +1164,7 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.core.v1.ConfigMapKeySelector", &[
         F::new(1, "", Msg("k8s.io.api.core.v1.LocalObjectReference")).inline(),
-        F::new(2, "key", S(Str)),
+        F::new(2, "key", S(Str)).required(),
         F::new(3, "optional", S(Bool)),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.core.v1.ConfigMapList", &[
@@ -1172,11 +1172,11 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.core.v1.ConfigMap")).repeated(),
     ]),
     Message::new("k8s.io.api.core.v1.ConfigMapNodeConfigSource", &[
-        F::new(1, "namespace", S(Str)),
-        F::new(2, "name", S(Str)),
+        F::new(1, "namespace", S(Str)).required(),
+        F::new(2, "name", S(Str)).required(),
         F::new(3, "uid", S(Str)),
         F::new(4, "resourceVersion", S(Str)),
-        F::new(5, "kubeletConfigKey", S(Str)),
+        F::new(5, "kubeletConfigKey", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.ConfigMapProjection", &[
         F::new(1, "", Msg("k8s.io.api.core.v1.LocalObjectReference")).inline(),
@@ -1190,7 +1190,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "optional", S(Bool)),
     ]),
     Message::new("k8s.io.api.core.v1.Container", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "image", S(Str)),
         F::new(3, "command", S(Str)).repeated().list_type(ListType::Atomic),
         F::new(4, "args", S(Str)).repeated().list_type(ListType::Atomic),
@@ -1222,13 +1222,13 @@ pub(super) static MESSAGES: &[Message] = &[
     Message::new("k8s.io.api.core.v1.ContainerPort", &[
         F::new(1, "name", S(Str)),
         F::new(2, "hostPort", S(Int32)),
-        F::new(3, "containerPort", S(Int32)),
+        F::new(3, "containerPort", S(Int32)).required(),
         F::new(4, "protocol", S(Str)),
         F::new(5, "hostIP", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.ContainerResizePolicy", &[
-        F::new(1, "resourceName", S(Str)),
-        F::new(2, "restartPolicy", S(Str)),
+        F::new(1, "resourceName", S(Str)).required(),
+        F::new(2, "restartPolicy", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.ContainerState", &[
         F::new(1, "waiting", Msg("k8s.io.api.core.v1.ContainerStateWaiting")),
@@ -1239,7 +1239,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "startedAt", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
     ]),
     Message::new("k8s.io.api.core.v1.ContainerStateTerminated", &[
-        F::new(1, "exitCode", S(Int32)),
+        F::new(1, "exitCode", S(Int32)).required(),
         F::new(2, "signal", S(Int32)),
         F::new(3, "reason", S(Str)),
         F::new(4, "message", S(Str)),
@@ -1252,13 +1252,13 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "message", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.ContainerStatus", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "state", Msg("k8s.io.api.core.v1.ContainerState")),
         F::new(3, "lastState", Msg("k8s.io.api.core.v1.ContainerState")),
-        F::new(4, "ready", S(Bool)),
-        F::new(5, "restartCount", S(Int32)),
-        F::new(6, "image", S(Str)),
-        F::new(7, "imageID", S(Str)),
+        F::new(4, "ready", S(Bool)).required(),
+        F::new(5, "restartCount", S(Int32)).required(),
+        F::new(6, "image", S(Str)).required(),
+        F::new(7, "imageID", S(Str)).required(),
         F::new(8, "containerID", S(Str)),
         F::new(9, "started", S(Bool)),
         F::new(10, "allocatedResources", Map { key: Str, value: MapValue::Message("k8s.io.apimachinery.pkg.api.resource.Quantity") }),
@@ -1272,13 +1272,13 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "linux", Msg("k8s.io.api.core.v1.LinuxContainerUser")),
     ]),
     Message::new("k8s.io.api.core.v1.DaemonEndpoint", &[
-        F::new(1, "Port", S(Int32)),
+        F::new(1, "Port", S(Int32)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.DownwardAPIProjection", &[
         F::new(1, "items", Msg("k8s.io.api.core.v1.DownwardAPIVolumeFile")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.DownwardAPIVolumeFile", &[
-        F::new(1, "path", S(Str)),
+        F::new(1, "path", S(Str)).required(),
         F::new(2, "fieldRef", Msg("k8s.io.api.core.v1.ObjectFieldSelector")),
         F::new(3, "resourceFieldRef", Msg("k8s.io.api.core.v1.ResourceFieldSelector")),
         F::new(4, "mode", S(Int32)),
@@ -1292,14 +1292,14 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "sizeLimit", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")),
     ]),
     Message::new("k8s.io.api.core.v1.EndpointAddress", &[
-        F::new(1, "ip", S(Str)),
+        F::new(1, "ip", S(Str)).required(),
         F::new(2, "targetRef", Msg("k8s.io.api.core.v1.ObjectReference")),
         F::new(3, "hostname", S(Str)),
         F::new(4, "nodeName", S(Str)),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.core.v1.EndpointPort", &[
         F::new(1, "name", S(Str)),
-        F::new(2, "port", S(Int32)),
+        F::new(2, "port", S(Int32)).required(),
         F::new(3, "protocol", S(Str)),
         F::new(4, "appProtocol", S(Str)),
     ]).struct_type(Atomic),
@@ -1309,7 +1309,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "ports", Msg("k8s.io.api.core.v1.EndpointPort")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.Endpoints", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "subsets", Msg("k8s.io.api.core.v1.EndpointSubset")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.EndpointsList", &[
@@ -1322,7 +1322,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "secretRef", Msg("k8s.io.api.core.v1.SecretEnvSource")),
     ]),
     Message::new("k8s.io.api.core.v1.EnvVar", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "value", S(Str)),
         F::new(3, "valueFrom", Msg("k8s.io.api.core.v1.EnvVarSource")),
     ]),
@@ -1337,7 +1337,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "targetContainerName", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.EphemeralContainerCommon", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "image", S(Str)),
         F::new(3, "command", S(Str)).repeated().list_type(ListType::Atomic),
         F::new(4, "args", S(Str)).repeated().list_type(ListType::Atomic),
@@ -1366,8 +1366,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "volumeClaimTemplate", Msg("k8s.io.api.core.v1.PersistentVolumeClaimTemplate")),
     ]),
     Message::new("k8s.io.api.core.v1.Event", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "involvedObject", Msg("k8s.io.api.core.v1.ObjectReference")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "involvedObject", Msg("k8s.io.api.core.v1.ObjectReference")).required(),
         F::new(3, "reason", S(Str)),
         F::new(4, "message", S(Str)),
         F::new(5, "source", Msg("k8s.io.api.core.v1.EventSource")),
@@ -1405,14 +1405,14 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(5, "wwids", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.FlexPersistentVolumeSource", &[
-        F::new(1, "driver", S(Str)),
+        F::new(1, "driver", S(Str)).required(),
         F::new(2, "fsType", S(Str)),
         F::new(3, "secretRef", Msg("k8s.io.api.core.v1.SecretReference")),
         F::new(4, "readOnly", S(Bool)),
         F::new(5, "options", Map { key: Str, value: MapValue::Scalar(Str) }),
     ]),
     Message::new("k8s.io.api.core.v1.FlexVolumeSource", &[
-        F::new(1, "driver", S(Str)),
+        F::new(1, "driver", S(Str)).required(),
         F::new(2, "fsType", S(Str)),
         F::new(3, "secretRef", Msg("k8s.io.api.core.v1.LocalObjectReference")),
         F::new(4, "readOnly", S(Bool)),
@@ -1423,57 +1423,57 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "datasetUUID", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.GCEPersistentDiskVolumeSource", &[
-        F::new(1, "pdName", S(Str)),
+        F::new(1, "pdName", S(Str)).required(),
         F::new(2, "fsType", S(Str)),
         F::new(3, "partition", S(Int32)),
         F::new(4, "readOnly", S(Bool)),
     ]),
     Message::new("k8s.io.api.core.v1.GRPCAction", &[
-        F::new(1, "port", S(Int32)),
+        F::new(1, "port", S(Int32)).required(),
         F::new(2, "service", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.GitRepoVolumeSource", &[
-        F::new(1, "repository", S(Str)),
+        F::new(1, "repository", S(Str)).required(),
         F::new(2, "revision", S(Str)),
         F::new(3, "directory", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.GlusterfsPersistentVolumeSource", &[
-        F::new(1, "endpoints", S(Str)),
-        F::new(2, "path", S(Str)),
+        F::new(1, "endpoints", S(Str)).required(),
+        F::new(2, "path", S(Str)).required(),
         F::new(3, "readOnly", S(Bool)),
         F::new(4, "endpointsNamespace", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.GlusterfsVolumeSource", &[
-        F::new(1, "endpoints", S(Str)),
-        F::new(2, "path", S(Str)),
+        F::new(1, "endpoints", S(Str)).required(),
+        F::new(2, "path", S(Str)).required(),
         F::new(3, "readOnly", S(Bool)),
     ]),
     Message::new("k8s.io.api.core.v1.HTTPGetAction", &[
         F::new(1, "path", S(Str)),
-        F::new(2, "port", Msg("k8s.io.apimachinery.pkg.util.intstr.IntOrString")),
+        F::new(2, "port", Msg("k8s.io.apimachinery.pkg.util.intstr.IntOrString")).required(),
         F::new(3, "host", S(Str)),
         F::new(4, "scheme", S(Str)),
         F::new(5, "httpHeaders", Msg("k8s.io.api.core.v1.HTTPHeader")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.HTTPHeader", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "value", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "value", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.HostAlias", &[
-        F::new(1, "ip", S(Str)),
+        F::new(1, "ip", S(Str)).required(),
         F::new(2, "hostnames", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.HostIP", &[
-        F::new(1, "ip", S(Str)),
+        F::new(1, "ip", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.HostPathVolumeSource", &[
-        F::new(1, "path", S(Str)),
+        F::new(1, "path", S(Str)).required(),
         F::new(2, "type", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.ISCSIPersistentVolumeSource", &[
-        F::new(1, "targetPortal", S(Str)),
-        F::new(2, "iqn", S(Str)),
-        F::new(3, "lun", S(Int32)),
+        F::new(1, "targetPortal", S(Str)).required(),
+        F::new(2, "iqn", S(Str)).required(),
+        F::new(3, "lun", S(Int32)).required(),
         F::new(4, "iscsiInterface", S(Str)),
         F::new(5, "fsType", S(Str)),
         F::new(6, "readOnly", S(Bool)),
@@ -1484,9 +1484,9 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(12, "initiatorName", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.ISCSIVolumeSource", &[
-        F::new(1, "targetPortal", S(Str)),
-        F::new(2, "iqn", S(Str)),
-        F::new(3, "lun", S(Int32)),
+        F::new(1, "targetPortal", S(Str)).required(),
+        F::new(2, "iqn", S(Str)).required(),
+        F::new(3, "lun", S(Int32)).required(),
         F::new(4, "iscsiInterface", S(Str)),
         F::new(5, "fsType", S(Str)),
         F::new(6, "readOnly", S(Bool)),
@@ -1501,8 +1501,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "pullPolicy", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.KeyToPath", &[
-        F::new(1, "key", S(Str)),
-        F::new(2, "path", S(Str)),
+        F::new(1, "key", S(Str)).required(),
+        F::new(2, "path", S(Str)).required(),
         F::new(3, "mode", S(Int32)),
     ]),
     Message::new("k8s.io.api.core.v1.Lifecycle", &[
@@ -1517,11 +1517,11 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "sleep", Msg("k8s.io.api.core.v1.SleepAction")),
     ]),
     Message::new("k8s.io.api.core.v1.LimitRange", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.core.v1.LimitRangeSpec")),
     ]),
     Message::new("k8s.io.api.core.v1.LimitRangeItem", &[
-        F::new(1, "type", S(Str)),
+        F::new(1, "type", S(Str)).required(),
         F::new(2, "max", Map { key: Str, value: MapValue::Message("k8s.io.apimachinery.pkg.api.resource.Quantity") }),
         F::new(3, "min", Map { key: Str, value: MapValue::Message("k8s.io.apimachinery.pkg.api.resource.Quantity") }),
         F::new(4, "default", Map { key: Str, value: MapValue::Message("k8s.io.apimachinery.pkg.api.resource.Quantity") }),
@@ -1533,11 +1533,11 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.core.v1.LimitRange")).repeated(),
     ]),
     Message::new("k8s.io.api.core.v1.LimitRangeSpec", &[
-        F::new(1, "limits", Msg("k8s.io.api.core.v1.LimitRangeItem")).repeated().list_type(ListType::Atomic),
+        F::new(1, "limits", Msg("k8s.io.api.core.v1.LimitRangeItem")).repeated().required().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.LinuxContainerUser", &[
-        F::new(1, "uid", S(Int64)),
-        F::new(2, "gid", S(Int64)),
+        F::new(1, "uid", S(Int64)).required(),
+        F::new(2, "gid", S(Int64)).required(),
         F::new(3, "supplementalGroups", S(Int64)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.LoadBalancerIngress", &[
@@ -1550,29 +1550,29 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "ingress", Msg("k8s.io.api.core.v1.LoadBalancerIngress")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.LocalObjectReference", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.core.v1.LocalVolumeSource", &[
-        F::new(1, "path", S(Str)),
+        F::new(1, "path", S(Str)).required(),
         F::new(2, "fsType", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.ModifyVolumeStatus", &[
         F::new(1, "targetVolumeAttributesClassName", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(2, "status", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.NFSVolumeSource", &[
-        F::new(1, "server", S(Str)),
-        F::new(2, "path", S(Str)),
+        F::new(1, "server", S(Str)).required(),
+        F::new(2, "path", S(Str)).required(),
         F::new(3, "readOnly", S(Bool)),
     ]),
     Message::new("k8s.io.api.core.v1.Namespace", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.core.v1.NamespaceSpec")),
         F::new(3, "status", Msg("k8s.io.api.core.v1.NamespaceStatus")),
     ]),
     Message::new("k8s.io.api.core.v1.NamespaceCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(4, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(5, "reason", S(Str)),
         F::new(6, "message", S(Str)),
@@ -1589,21 +1589,21 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "conditions", Msg("k8s.io.api.core.v1.NamespaceCondition")).repeated().strategy(Strategy::Merge).merge_key("type").list_type(ListType::Map).list_map_keys(&["type"]),
     ]),
     Message::new("k8s.io.api.core.v1.Node", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.core.v1.NodeSpec")),
         F::new(3, "status", Msg("k8s.io.api.core.v1.NodeStatus")),
     ]),
     Message::new("k8s.io.api.core.v1.NodeAddress", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "address", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "address", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.NodeAffinity", &[
         F::new(1, "requiredDuringSchedulingIgnoredDuringExecution", Msg("k8s.io.api.core.v1.NodeSelector")),
         F::new(2, "preferredDuringSchedulingIgnoredDuringExecution", Msg("k8s.io.api.core.v1.PreferredSchedulingTerm")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.NodeCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(3, "lastHeartbeatTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(4, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(5, "reason", S(Str)),
@@ -1637,11 +1637,11 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "userNamespaces", S(Bool)),
     ]),
     Message::new("k8s.io.api.core.v1.NodeSelector", &[
-        F::new(1, "nodeSelectorTerms", Msg("k8s.io.api.core.v1.NodeSelectorTerm")).repeated().list_type(ListType::Atomic),
+        F::new(1, "nodeSelectorTerms", Msg("k8s.io.api.core.v1.NodeSelectorTerm")).repeated().required().list_type(ListType::Atomic),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.core.v1.NodeSelectorRequirement", &[
-        F::new(1, "key", S(Str)),
-        F::new(2, "operator", S(Str)),
+        F::new(1, "key", S(Str)).required(),
+        F::new(2, "operator", S(Str)).required(),
         F::new(3, "values", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.NodeSelectorTerm", &[
@@ -1676,21 +1676,21 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "capacity", S(Int64)),
     ]),
     Message::new("k8s.io.api.core.v1.NodeSystemInfo", &[
-        F::new(1, "machineID", S(Str)),
-        F::new(2, "systemUUID", S(Str)),
-        F::new(3, "bootID", S(Str)),
-        F::new(4, "kernelVersion", S(Str)),
-        F::new(5, "osImage", S(Str)),
-        F::new(6, "containerRuntimeVersion", S(Str)),
-        F::new(7, "kubeletVersion", S(Str)),
-        F::new(8, "kubeProxyVersion", S(Str)),
-        F::new(9, "operatingSystem", S(Str)),
-        F::new(10, "architecture", S(Str)),
+        F::new(1, "machineID", S(Str)).required(),
+        F::new(2, "systemUUID", S(Str)).required(),
+        F::new(3, "bootID", S(Str)).required(),
+        F::new(4, "kernelVersion", S(Str)).required(),
+        F::new(5, "osImage", S(Str)).required(),
+        F::new(6, "containerRuntimeVersion", S(Str)).required(),
+        F::new(7, "kubeletVersion", S(Str)).required(),
+        F::new(8, "kubeProxyVersion", S(Str)).required(),
+        F::new(9, "operatingSystem", S(Str)).required(),
+        F::new(10, "architecture", S(Str)).required(),
         F::new(11, "swap", Msg("k8s.io.api.core.v1.NodeSwapStatus")),
     ]),
     Message::new("k8s.io.api.core.v1.ObjectFieldSelector", &[
         F::new(1, "apiVersion", S(Str)),
-        F::new(2, "fieldPath", S(Str)),
+        F::new(2, "fieldPath", S(Str)).required(),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.core.v1.ObjectReference", &[
         F::new(1, "kind", S(Str)),
@@ -1702,18 +1702,18 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(7, "fieldPath", S(Str)),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.core.v1.PersistentVolume", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.core.v1.PersistentVolumeSpec")),
         F::new(3, "status", Msg("k8s.io.api.core.v1.PersistentVolumeStatus")),
     ]),
     Message::new("k8s.io.api.core.v1.PersistentVolumeClaim", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.core.v1.PersistentVolumeClaimSpec")),
         F::new(3, "status", Msg("k8s.io.api.core.v1.PersistentVolumeClaimStatus")),
     ]),
     Message::new("k8s.io.api.core.v1.PersistentVolumeClaimCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(3, "lastProbeTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(4, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(5, "reason", S(Str)),
@@ -1746,10 +1746,10 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.core.v1.PersistentVolumeClaimTemplate", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.core.v1.PersistentVolumeClaimSpec")),
+        F::new(2, "spec", Msg("k8s.io.api.core.v1.PersistentVolumeClaimSpec")).required(),
     ]),
     Message::new("k8s.io.api.core.v1.PersistentVolumeClaimVolumeSource", &[
-        F::new(1, "claimName", S(Str)),
+        F::new(1, "claimName", S(Str)).required(),
         F::new(2, "readOnly", S(Bool)),
     ]),
     Message::new("k8s.io.api.core.v1.PersistentVolumeList", &[
@@ -1799,11 +1799,11 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "lastPhaseTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
     ]),
     Message::new("k8s.io.api.core.v1.PhotonPersistentDiskVolumeSource", &[
-        F::new(1, "pdID", S(Str)),
+        F::new(1, "pdID", S(Str)).required(),
         F::new(2, "fsType", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.Pod", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.core.v1.PodSpec")),
         F::new(3, "status", Msg("k8s.io.api.core.v1.PodStatus")),
     ]),
@@ -1814,7 +1814,7 @@ pub(super) static MESSAGES: &[Message] = &[
     Message::new("k8s.io.api.core.v1.PodAffinityTerm", &[
         F::new(1, "labelSelector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
         F::new(2, "namespaces", S(Str)).repeated().list_type(ListType::Atomic),
-        F::new(3, "topologyKey", S(Str)),
+        F::new(3, "topologyKey", S(Str)).required(),
         F::new(4, "namespaceSelector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
         F::new(5, "matchLabelKeys", S(Str)).repeated().list_type(ListType::Atomic),
         F::new(6, "mismatchLabelKeys", S(Str)).repeated().list_type(ListType::Atomic),
@@ -1824,8 +1824,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "preferredDuringSchedulingIgnoredDuringExecution", Msg("k8s.io.api.core.v1.WeightedPodAffinityTerm")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.PodCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(3, "lastProbeTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(4, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(5, "reason", S(Str)),
@@ -1842,29 +1842,29 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "value", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.PodIP", &[
-        F::new(1, "ip", S(Str)),
+        F::new(1, "ip", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.PodList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
         F::new(2, "items", Msg("k8s.io.api.core.v1.Pod")).repeated(),
     ]),
     Message::new("k8s.io.api.core.v1.PodOS", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.PodReadinessGate", &[
-        F::new(1, "conditionType", S(Str)),
+        F::new(1, "conditionType", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.PodResourceClaim", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(3, "resourceClaimName", S(Str)),
         F::new(4, "resourceClaimTemplateName", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.PodResourceClaimStatus", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "resourceClaimName", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.PodSchedulingGate", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.PodSecurityContext", &[
         F::new(1, "seLinuxOptions", Msg("k8s.io.api.core.v1.SELinuxOptions")),
@@ -1883,7 +1883,7 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.core.v1.PodSpec", &[
         F::new(1, "volumes", Msg("k8s.io.api.core.v1.Volume")).repeated().strategy(Strategy::MergeRetainKeys).merge_key("name").list_type(ListType::Map).list_map_keys(&["name"]),
-        F::new(2, "containers", Msg("k8s.io.api.core.v1.Container")).repeated().strategy(Strategy::Merge).merge_key("name").list_type(ListType::Map).list_map_keys(&["name"]),
+        F::new(2, "containers", Msg("k8s.io.api.core.v1.Container")).repeated().required().strategy(Strategy::Merge).merge_key("name").list_type(ListType::Map).list_map_keys(&["name"]),
         F::new(3, "restartPolicy", S(Str)),
         F::new(4, "terminationGracePeriodSeconds", S(Int64)),
         F::new(5, "activeDeadlineSeconds", S(Int64)),
@@ -1943,7 +1943,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(17, "observedGeneration", S(Int64)),
     ]),
     Message::new("k8s.io.api.core.v1.PodTemplate", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "template", Msg("k8s.io.api.core.v1.PodTemplateSpec")),
     ]),
     Message::new("k8s.io.api.core.v1.PodTemplateList", &[
@@ -1955,18 +1955,18 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "spec", Msg("k8s.io.api.core.v1.PodSpec")),
     ]),
     Message::new("k8s.io.api.core.v1.PortStatus", &[
-        F::new(1, "port", S(Int32)),
-        F::new(2, "protocol", S(Str)),
+        F::new(1, "port", S(Int32)).required(),
+        F::new(2, "protocol", S(Str)).required(),
         F::new(3, "error", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.PortworxVolumeSource", &[
-        F::new(1, "volumeID", S(Str)),
+        F::new(1, "volumeID", S(Str)).required(),
         F::new(2, "fsType", S(Str)),
         F::new(3, "readOnly", S(Bool)),
     ]),
     Message::new("k8s.io.api.core.v1.PreferredSchedulingTerm", &[
-        F::new(1, "weight", S(Int32)),
-        F::new(2, "preference", Msg("k8s.io.api.core.v1.NodeSelectorTerm")),
+        F::new(1, "weight", S(Int32)).required(),
+        F::new(2, "preference", Msg("k8s.io.api.core.v1.NodeSelectorTerm")).required(),
     ]),
     Message::new("k8s.io.api.core.v1.Probe", &[
         F::new(1, "", Msg("k8s.io.api.core.v1.ProbeHandler")).inline(),
@@ -1988,16 +1988,16 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "defaultMode", S(Int32)),
     ]),
     Message::new("k8s.io.api.core.v1.QuobyteVolumeSource", &[
-        F::new(1, "registry", S(Str)),
-        F::new(2, "volume", S(Str)),
+        F::new(1, "registry", S(Str)).required(),
+        F::new(2, "volume", S(Str)).required(),
         F::new(3, "readOnly", S(Bool)),
         F::new(4, "user", S(Str)),
         F::new(5, "group", S(Str)),
         F::new(6, "tenant", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.RBDPersistentVolumeSource", &[
-        F::new(1, "monitors", S(Str)).repeated().list_type(ListType::Atomic),
-        F::new(2, "image", S(Str)),
+        F::new(1, "monitors", S(Str)).repeated().required().list_type(ListType::Atomic),
+        F::new(2, "image", S(Str)).required(),
         F::new(3, "fsType", S(Str)),
         F::new(4, "pool", S(Str)),
         F::new(5, "user", S(Str)),
@@ -2006,8 +2006,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(8, "readOnly", S(Bool)),
     ]),
     Message::new("k8s.io.api.core.v1.RBDVolumeSource", &[
-        F::new(1, "monitors", S(Str)).repeated().list_type(ListType::Atomic),
-        F::new(2, "image", S(Str)),
+        F::new(1, "monitors", S(Str)).repeated().required().list_type(ListType::Atomic),
+        F::new(2, "image", S(Str)).required(),
         F::new(3, "fsType", S(Str)),
         F::new(4, "pool", S(Str)),
         F::new(5, "user", S(Str)),
@@ -2016,13 +2016,13 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(8, "readOnly", S(Bool)),
     ]),
     Message::new("k8s.io.api.core.v1.ReplicationController", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.core.v1.ReplicationControllerSpec")),
         F::new(3, "status", Msg("k8s.io.api.core.v1.ReplicationControllerStatus")),
     ]),
     Message::new("k8s.io.api.core.v1.ReplicationControllerCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(3, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(4, "reason", S(Str)),
         F::new(5, "message", S(Str)),
@@ -2038,7 +2038,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "minReadySeconds", S(Int32)),
     ]),
     Message::new("k8s.io.api.core.v1.ReplicationControllerStatus", &[
-        F::new(1, "replicas", S(Int32)),
+        F::new(1, "replicas", S(Int32)).required(),
         F::new(2, "fullyLabeledReplicas", S(Int32)),
         F::new(3, "observedGeneration", S(Int64)),
         F::new(4, "readyReplicas", S(Int32)),
@@ -2046,20 +2046,20 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(6, "conditions", Msg("k8s.io.api.core.v1.ReplicationControllerCondition")).repeated().strategy(Strategy::Merge).merge_key("type").list_type(ListType::Map).list_map_keys(&["type"]),
     ]),
     Message::new("k8s.io.api.core.v1.ResourceClaim", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "request", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.ResourceFieldSelector", &[
         F::new(1, "containerName", S(Str)),
-        F::new(2, "resource", S(Str)),
+        F::new(2, "resource", S(Str)).required(),
         F::new(3, "divisor", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.core.v1.ResourceHealth", &[
-        F::new(1, "resourceID", S(Str)),
+        F::new(1, "resourceID", S(Str)).required(),
         F::new(2, "health", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.ResourceQuota", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.core.v1.ResourceQuotaSpec")),
         F::new(3, "status", Msg("k8s.io.api.core.v1.ResourceQuotaStatus")),
     ]),
@@ -2082,7 +2082,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "claims", Msg("k8s.io.api.core.v1.ResourceClaim")).repeated().list_type(ListType::Map).list_map_keys(&["name"]),
     ]),
     Message::new("k8s.io.api.core.v1.ResourceStatus", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "resources", Msg("k8s.io.api.core.v1.ResourceHealth")).repeated().list_type(ListType::Map).list_map_keys(&["resourceID"]),
     ]),
     Message::new("k8s.io.api.core.v1.SELinuxOptions", &[
@@ -2092,9 +2092,9 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "level", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.ScaleIOPersistentVolumeSource", &[
-        F::new(1, "gateway", S(Str)),
-        F::new(2, "system", S(Str)),
-        F::new(3, "secretRef", Msg("k8s.io.api.core.v1.SecretReference")),
+        F::new(1, "gateway", S(Str)).required(),
+        F::new(2, "system", S(Str)).required(),
+        F::new(3, "secretRef", Msg("k8s.io.api.core.v1.SecretReference")).required(),
         F::new(4, "sslEnabled", S(Bool)),
         F::new(5, "protectionDomain", S(Str)),
         F::new(6, "storagePool", S(Str)),
@@ -2104,9 +2104,9 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(10, "readOnly", S(Bool)),
     ]),
     Message::new("k8s.io.api.core.v1.ScaleIOVolumeSource", &[
-        F::new(1, "gateway", S(Str)),
-        F::new(2, "system", S(Str)),
-        F::new(3, "secretRef", Msg("k8s.io.api.core.v1.LocalObjectReference")),
+        F::new(1, "gateway", S(Str)).required(),
+        F::new(2, "system", S(Str)).required(),
+        F::new(3, "secretRef", Msg("k8s.io.api.core.v1.LocalObjectReference")).required(),
         F::new(4, "sslEnabled", S(Bool)),
         F::new(5, "protectionDomain", S(Str)),
         F::new(6, "storagePool", S(Str)),
@@ -2119,16 +2119,16 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "matchExpressions", Msg("k8s.io.api.core.v1.ScopedResourceSelectorRequirement")).repeated().list_type(ListType::Atomic),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.core.v1.ScopedResourceSelectorRequirement", &[
-        F::new(1, "scopeName", S(Str)),
-        F::new(2, "operator", S(Str)),
+        F::new(1, "scopeName", S(Str)).required(),
+        F::new(2, "operator", S(Str)).required(),
         F::new(3, "values", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.SeccompProfile", &[
-        F::new(1, "type", S(Str)),
+        F::new(1, "type", S(Str)).required(),
         F::new(2, "localhostProfile", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.Secret", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "data", Map { key: Str, value: MapValue::Scalar(Bytes) }),
         F::new(3, "type", S(Str)),
         F::new(4, "stringData", Map { key: Str, value: MapValue::Scalar(Str) }),
@@ -2140,7 +2140,7 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.core.v1.SecretKeySelector", &[
         F::new(1, "", Msg("k8s.io.api.core.v1.LocalObjectReference")).inline(),
-        F::new(2, "key", S(Str)),
+        F::new(2, "key", S(Str)).required(),
         F::new(3, "optional", S(Bool)),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.core.v1.SecretList", &[
@@ -2177,12 +2177,12 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(12, "appArmorProfile", Msg("k8s.io.api.core.v1.AppArmorProfile")),
     ]),
     Message::new("k8s.io.api.core.v1.Service", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.core.v1.ServiceSpec")),
         F::new(3, "status", Msg("k8s.io.api.core.v1.ServiceStatus")),
     ]),
     Message::new("k8s.io.api.core.v1.ServiceAccount", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "secrets", Msg("k8s.io.api.core.v1.ObjectReference")).repeated().strategy(Strategy::Merge).merge_key("name").list_type(ListType::Map).list_map_keys(&["name"]),
         F::new(3, "imagePullSecrets", Msg("k8s.io.api.core.v1.LocalObjectReference")).repeated().list_type(ListType::Atomic),
         F::new(4, "automountServiceAccountToken", S(Bool)),
@@ -2194,7 +2194,7 @@ pub(super) static MESSAGES: &[Message] = &[
     Message::new("k8s.io.api.core.v1.ServiceAccountTokenProjection", &[
         F::new(1, "audience", S(Str)),
         F::new(2, "expirationSeconds", S(Int64)),
-        F::new(3, "path", S(Str)),
+        F::new(3, "path", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.ServiceList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
@@ -2203,7 +2203,7 @@ pub(super) static MESSAGES: &[Message] = &[
     Message::new("k8s.io.api.core.v1.ServicePort", &[
         F::new(1, "name", S(Str)),
         F::new(2, "protocol", S(Str)),
-        F::new(3, "port", S(Int32)),
+        F::new(3, "port", S(Int32)).required(),
         F::new(4, "targetPort", Msg("k8s.io.apimachinery.pkg.util.intstr.IntOrString")),
         F::new(5, "nodePort", S(Int32)),
         F::new(6, "appProtocol", S(Str)),
@@ -2238,7 +2238,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "clientIP", Msg("k8s.io.api.core.v1.ClientIPConfig")),
     ]),
     Message::new("k8s.io.api.core.v1.SleepAction", &[
-        F::new(1, "seconds", S(Int64)),
+        F::new(1, "seconds", S(Int64)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.StorageOSPersistentVolumeSource", &[
         F::new(1, "volumeName", S(Str)),
@@ -2255,17 +2255,17 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(5, "secretRef", Msg("k8s.io.api.core.v1.LocalObjectReference")),
     ]),
     Message::new("k8s.io.api.core.v1.Sysctl", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "value", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "value", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.TCPSocketAction", &[
-        F::new(1, "port", Msg("k8s.io.apimachinery.pkg.util.intstr.IntOrString")),
+        F::new(1, "port", Msg("k8s.io.apimachinery.pkg.util.intstr.IntOrString")).required(),
         F::new(2, "host", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.Taint", &[
-        F::new(1, "key", S(Str)),
+        F::new(1, "key", S(Str)).required(),
         F::new(2, "value", S(Str)),
-        F::new(3, "effect", S(Str)),
+        F::new(3, "effect", S(Str)).required(),
         F::new(4, "timeAdded", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
     ]),
     Message::new("k8s.io.api.core.v1.Toleration", &[
@@ -2276,16 +2276,16 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(5, "tolerationSeconds", S(Int64)),
     ]),
     Message::new("k8s.io.api.core.v1.TopologySelectorLabelRequirement", &[
-        F::new(1, "key", S(Str)),
-        F::new(2, "values", S(Str)).repeated().list_type(ListType::Atomic),
+        F::new(1, "key", S(Str)).required(),
+        F::new(2, "values", S(Str)).repeated().required().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.core.v1.TopologySelectorTerm", &[
         F::new(1, "matchLabelExpressions", Msg("k8s.io.api.core.v1.TopologySelectorLabelRequirement")).repeated().list_type(ListType::Atomic),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.core.v1.TopologySpreadConstraint", &[
-        F::new(1, "maxSkew", S(Int32)),
-        F::new(2, "topologyKey", S(Str)),
-        F::new(3, "whenUnsatisfiable", S(Str)),
+        F::new(1, "maxSkew", S(Int32)).required(),
+        F::new(2, "topologyKey", S(Str)).required(),
+        F::new(3, "whenUnsatisfiable", S(Str)).required(),
         F::new(4, "labelSelector", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
         F::new(5, "minDomains", S(Int32)),
         F::new(6, "nodeAffinityPolicy", S(Str)),
@@ -2294,35 +2294,35 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.core.v1.TypedLocalObjectReference", &[
         F::new(1, "apiGroup", S(Str)),
-        F::new(2, "kind", S(Str)),
-        F::new(3, "name", S(Str)),
+        F::new(2, "kind", S(Str)).required(),
+        F::new(3, "name", S(Str)).required(),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.core.v1.TypedObjectReference", &[
         F::new(1, "apiGroup", S(Str)),
-        F::new(2, "kind", S(Str)),
-        F::new(3, "name", S(Str)),
+        F::new(2, "kind", S(Str)).required(),
+        F::new(3, "name", S(Str)).required(),
         F::new(4, "namespace", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.Volume", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "", Msg("k8s.io.api.core.v1.VolumeSource")).inline(),
     ]),
     Message::new("k8s.io.api.core.v1.VolumeDevice", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "devicePath", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "devicePath", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.core.v1.VolumeMount", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "readOnly", S(Bool)),
-        F::new(3, "mountPath", S(Str)),
+        F::new(3, "mountPath", S(Str)).required(),
         F::new(4, "subPath", S(Str)),
         F::new(5, "mountPropagation", S(Str)),
         F::new(6, "subPathExpr", S(Str)),
         F::new(7, "recursiveReadOnly", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.VolumeMountStatus", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "mountPath", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "mountPath", S(Str)).required(),
         F::new(3, "readOnly", S(Bool)),
         F::new(4, "recursiveReadOnly", S(Str)),
     ]),
@@ -2373,14 +2373,14 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(30, "image", Msg("k8s.io.api.core.v1.ImageVolumeSource")),
     ]),
     Message::new("k8s.io.api.core.v1.VsphereVirtualDiskVolumeSource", &[
-        F::new(1, "volumePath", S(Str)),
+        F::new(1, "volumePath", S(Str)).required(),
         F::new(2, "fsType", S(Str)),
         F::new(3, "storagePolicyName", S(Str)),
         F::new(4, "storagePolicyID", S(Str)),
     ]),
     Message::new("k8s.io.api.core.v1.WeightedPodAffinityTerm", &[
-        F::new(1, "weight", S(Int32)),
-        F::new(2, "podAffinityTerm", Msg("k8s.io.api.core.v1.PodAffinityTerm")),
+        F::new(1, "weight", S(Int32)).required(),
+        F::new(2, "podAffinityTerm", Msg("k8s.io.api.core.v1.PodAffinityTerm")).required(),
     ]),
     Message::new("k8s.io.api.core.v1.WindowsSecurityContextOptions", &[
         F::new(1, "gmsaCredentialSpecName", S(Str)),
@@ -2389,7 +2389,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "hostProcess", S(Bool)),
     ]),
     Message::new("k8s.io.api.discovery.v1.Endpoint", &[
-        F::new(1, "addresses", S(Str)).repeated().list_type(ListType::Set),
+        F::new(1, "addresses", S(Str)).repeated().required().list_type(ListType::Set),
         F::new(2, "conditions", Msg("k8s.io.api.discovery.v1.EndpointConditions")),
         F::new(3, "hostname", S(Str)),
         F::new(4, "targetRef", Msg("k8s.io.api.core.v1.ObjectReference")),
@@ -2414,23 +2414,23 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "appProtocol", S(Str)),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.discovery.v1.EndpointSlice", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "endpoints", Msg("k8s.io.api.discovery.v1.Endpoint")).repeated().list_type(ListType::Atomic),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "endpoints", Msg("k8s.io.api.discovery.v1.Endpoint")).repeated().required().list_type(ListType::Atomic),
         F::new(3, "ports", Msg("k8s.io.api.discovery.v1.EndpointPort")).repeated().list_type(ListType::Atomic),
-        F::new(4, "addressType", S(Str)),
+        F::new(4, "addressType", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.discovery.v1.EndpointSliceList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
         F::new(2, "items", Msg("k8s.io.api.discovery.v1.EndpointSlice")).repeated(),
     ]),
     Message::new("k8s.io.api.discovery.v1.ForNode", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.discovery.v1.ForZone", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.events.v1.Event", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "eventTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime")),
         F::new(3, "series", Msg("k8s.io.api.events.v1.EventSeries")),
         F::new(4, "reportingController", S(Str)),
@@ -2451,18 +2451,18 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.events.v1.Event")).repeated(),
     ]),
     Message::new("k8s.io.api.events.v1.EventSeries", &[
-        F::new(1, "count", S(Int32)),
-        F::new(2, "lastObservedTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime")),
+        F::new(1, "count", S(Int32)).required(),
+        F::new(2, "lastObservedTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime")).required(),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.ExemptPriorityLevelConfiguration", &[
         F::new(1, "nominalConcurrencyShares", S(Int32)),
         F::new(2, "lendablePercent", S(Int32)),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.FlowDistinguisherMethod", &[
-        F::new(1, "type", S(Str)),
+        F::new(1, "type", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.FlowSchema", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.flowcontrol.v1.FlowSchemaSpec")),
         F::new(3, "status", Msg("k8s.io.api.flowcontrol.v1.FlowSchemaStatus")),
     ]),
@@ -2478,7 +2478,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.flowcontrol.v1.FlowSchema")).repeated(),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.FlowSchemaSpec", &[
-        F::new(1, "priorityLevelConfiguration", Msg("k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationReference")),
+        F::new(1, "priorityLevelConfiguration", Msg("k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationReference")).required(),
         F::new(2, "matchingPrecedence", S(Int32)),
         F::new(3, "distinguisherMethod", Msg("k8s.io.api.flowcontrol.v1.FlowDistinguisherMethod")),
         F::new(4, "rules", Msg("k8s.io.api.flowcontrol.v1.PolicyRulesWithSubjects")).repeated().list_type(ListType::Atomic),
@@ -2487,10 +2487,10 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "conditions", Msg("k8s.io.api.flowcontrol.v1.FlowSchemaCondition")).repeated().strategy(Strategy::Merge).merge_key("type").list_type(ListType::Map).list_map_keys(&["type"]),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.GroupSubject", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.LimitResponse", &[
-        F::new(1, "type", S(Str)),
+        F::new(1, "type", S(Str)).required(),
         F::new(2, "queuing", Msg("k8s.io.api.flowcontrol.v1.QueuingConfiguration")),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.LimitedPriorityLevelConfiguration", &[
@@ -2500,16 +2500,16 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "borrowingLimitPercent", S(Int32)),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.NonResourcePolicyRule", &[
-        F::new(1, "verbs", S(Str)).repeated().list_type(ListType::Set),
-        F::new(6, "nonResourceURLs", S(Str)).repeated().list_type(ListType::Set),
+        F::new(1, "verbs", S(Str)).repeated().required().list_type(ListType::Set),
+        F::new(6, "nonResourceURLs", S(Str)).repeated().required().list_type(ListType::Set),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.PolicyRulesWithSubjects", &[
-        F::new(1, "subjects", Msg("k8s.io.api.flowcontrol.v1.Subject")).repeated().list_type(ListType::Atomic),
+        F::new(1, "subjects", Msg("k8s.io.api.flowcontrol.v1.Subject")).repeated().required().list_type(ListType::Atomic),
         F::new(2, "resourceRules", Msg("k8s.io.api.flowcontrol.v1.ResourcePolicyRule")).repeated().list_type(ListType::Atomic),
         F::new(3, "nonResourceRules", Msg("k8s.io.api.flowcontrol.v1.NonResourcePolicyRule")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.PriorityLevelConfiguration", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationSpec")),
         F::new(3, "status", Msg("k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationStatus")),
     ]),
@@ -2525,10 +2525,10 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.flowcontrol.v1.PriorityLevelConfiguration")).repeated(),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationReference", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationSpec", &[
-        F::new(1, "type", S(Str)),
+        F::new(1, "type", S(Str)).required(),
         F::new(2, "limited", Msg("k8s.io.api.flowcontrol.v1.LimitedPriorityLevelConfiguration")),
         F::new(3, "exempt", Msg("k8s.io.api.flowcontrol.v1.ExemptPriorityLevelConfiguration")),
     ]),
@@ -2541,35 +2541,35 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "queueLengthLimit", S(Int32)),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.ResourcePolicyRule", &[
-        F::new(1, "verbs", S(Str)).repeated().list_type(ListType::Set),
-        F::new(2, "apiGroups", S(Str)).repeated().list_type(ListType::Set),
-        F::new(3, "resources", S(Str)).repeated().list_type(ListType::Set),
+        F::new(1, "verbs", S(Str)).repeated().required().list_type(ListType::Set),
+        F::new(2, "apiGroups", S(Str)).repeated().required().list_type(ListType::Set),
+        F::new(3, "resources", S(Str)).repeated().required().list_type(ListType::Set),
         F::new(4, "clusterScope", S(Bool)),
         F::new(5, "namespaces", S(Str)).repeated().list_type(ListType::Set),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.ServiceAccountSubject", &[
-        F::new(1, "namespace", S(Str)),
-        F::new(2, "name", S(Str)),
+        F::new(1, "namespace", S(Str)).required(),
+        F::new(2, "name", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.Subject", &[
-        F::new(1, "kind", S(Str)),
+        F::new(1, "kind", S(Str)).required(),
         F::new(2, "user", Msg("k8s.io.api.flowcontrol.v1.UserSubject")),
         F::new(3, "group", Msg("k8s.io.api.flowcontrol.v1.GroupSubject")),
         F::new(4, "serviceAccount", Msg("k8s.io.api.flowcontrol.v1.ServiceAccountSubject")),
     ]),
     Message::new("k8s.io.api.flowcontrol.v1.UserSubject", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.networking.v1.HTTPIngressPath", &[
         F::new(1, "path", S(Str)),
-        F::new(2, "backend", Msg("k8s.io.api.networking.v1.IngressBackend")),
-        F::new(3, "pathType", S(Str)),
+        F::new(2, "backend", Msg("k8s.io.api.networking.v1.IngressBackend")).required(),
+        F::new(3, "pathType", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.networking.v1.HTTPIngressRuleValue", &[
-        F::new(1, "paths", Msg("k8s.io.api.networking.v1.HTTPIngressPath")).repeated().list_type(ListType::Atomic),
+        F::new(1, "paths", Msg("k8s.io.api.networking.v1.HTTPIngressPath")).repeated().required().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.networking.v1.IPAddress", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.networking.v1.IPAddressSpec")),
     ]),
     Message::new("k8s.io.api.networking.v1.IPAddressList", &[
@@ -2577,14 +2577,14 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.networking.v1.IPAddress")).repeated(),
     ]),
     Message::new("k8s.io.api.networking.v1.IPAddressSpec", &[
-        F::new(1, "parentRef", Msg("k8s.io.api.networking.v1.ParentReference")),
+        F::new(1, "parentRef", Msg("k8s.io.api.networking.v1.ParentReference")).required(),
     ]),
     Message::new("k8s.io.api.networking.v1.IPBlock", &[
-        F::new(1, "cidr", S(Str)),
+        F::new(1, "cidr", S(Str)).required(),
         F::new(2, "except", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.networking.v1.Ingress", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.networking.v1.IngressSpec")),
         F::new(3, "status", Msg("k8s.io.api.networking.v1.IngressStatus")),
     ]),
@@ -2593,7 +2593,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "service", Msg("k8s.io.api.networking.v1.IngressServiceBackend")),
     ]),
     Message::new("k8s.io.api.networking.v1.IngressClass", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.networking.v1.IngressClassSpec")),
     ]),
     Message::new("k8s.io.api.networking.v1.IngressClassList", &[
@@ -2602,8 +2602,8 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.networking.v1.IngressClassParametersReference", &[
         F::new(1, "apiGroup", S(Str)),
-        F::new(2, "kind", S(Str)),
-        F::new(3, "name", S(Str)),
+        F::new(2, "kind", S(Str)).required(),
+        F::new(3, "name", S(Str)).required(),
         F::new(4, "scope", S(Str)),
         F::new(5, "namespace", S(Str)),
     ]),
@@ -2624,8 +2624,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "ingress", Msg("k8s.io.api.networking.v1.IngressLoadBalancerIngress")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.networking.v1.IngressPortStatus", &[
-        F::new(1, "port", S(Int32)),
-        F::new(2, "protocol", S(Str)),
+        F::new(1, "port", S(Int32)).required(),
+        F::new(2, "protocol", S(Str)).required(),
         F::new(3, "error", S(Str)),
     ]),
     Message::new("k8s.io.api.networking.v1.IngressRule", &[
@@ -2636,7 +2636,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "http", Msg("k8s.io.api.networking.v1.HTTPIngressRuleValue")),
     ]),
     Message::new("k8s.io.api.networking.v1.IngressServiceBackend", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "port", Msg("k8s.io.api.networking.v1.ServiceBackendPort")),
     ]),
     Message::new("k8s.io.api.networking.v1.IngressSpec", &[
@@ -2653,7 +2653,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "secretName", S(Str)),
     ]),
     Message::new("k8s.io.api.networking.v1.NetworkPolicy", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.networking.v1.NetworkPolicySpec")),
     ]),
     Message::new("k8s.io.api.networking.v1.NetworkPolicyEgressRule", &[
@@ -2686,16 +2686,16 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.networking.v1.ParentReference", &[
         F::new(1, "group", S(Str)),
-        F::new(2, "resource", S(Str)),
+        F::new(2, "resource", S(Str)).required(),
         F::new(3, "namespace", S(Str)),
-        F::new(4, "name", S(Str)),
+        F::new(4, "name", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.networking.v1.ServiceBackendPort", &[
         F::new(1, "name", S(Str)),
         F::new(2, "number", S(Int32)),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.networking.v1.ServiceCIDR", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.networking.v1.ServiceCIDRSpec")),
         F::new(3, "status", Msg("k8s.io.api.networking.v1.ServiceCIDRStatus")),
     ]),
@@ -2710,7 +2710,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "conditions", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Condition")).repeated().strategy(Strategy::Merge).merge_key("type").list_type(ListType::Map).list_map_keys(&["type"]),
     ]),
     Message::new("k8s.io.api.networking.v1beta1.IPAddress", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.networking.v1beta1.IPAddressSpec")),
     ]),
     Message::new("k8s.io.api.networking.v1beta1.IPAddressList", &[
@@ -2718,16 +2718,16 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.networking.v1beta1.IPAddress")).repeated(),
     ]),
     Message::new("k8s.io.api.networking.v1beta1.IPAddressSpec", &[
-        F::new(1, "parentRef", Msg("k8s.io.api.networking.v1beta1.ParentReference")),
+        F::new(1, "parentRef", Msg("k8s.io.api.networking.v1beta1.ParentReference")).required(),
     ]),
     Message::new("k8s.io.api.networking.v1beta1.ParentReference", &[
         F::new(1, "group", S(Str)),
-        F::new(2, "resource", S(Str)),
+        F::new(2, "resource", S(Str)).required(),
         F::new(3, "namespace", S(Str)),
-        F::new(4, "name", S(Str)),
+        F::new(4, "name", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.networking.v1beta1.ServiceCIDR", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.networking.v1beta1.ServiceCIDRSpec")),
         F::new(3, "status", Msg("k8s.io.api.networking.v1beta1.ServiceCIDRStatus")),
     ]),
@@ -2745,8 +2745,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "podFixed", Map { key: Str, value: MapValue::Message("k8s.io.apimachinery.pkg.api.resource.Quantity") }),
     ]),
     Message::new("k8s.io.api.node.v1.RuntimeClass", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "handler", S(Str)),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "handler", S(Str)).required(),
         F::new(3, "overhead", Msg("k8s.io.api.node.v1.Overhead")),
         F::new(4, "scheduling", Msg("k8s.io.api.node.v1.Scheduling")),
     ]),
@@ -2759,11 +2759,11 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "tolerations", Msg("k8s.io.api.core.v1.Toleration")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.policy.v1.Eviction", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "deleteOptions", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions")),
     ]),
     Message::new("k8s.io.api.policy.v1.PodDisruptionBudget", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.api.policy.v1.PodDisruptionBudgetSpec")),
         F::new(3, "status", Msg("k8s.io.api.policy.v1.PodDisruptionBudgetStatus")),
     ]),
@@ -2780,24 +2780,24 @@ pub(super) static MESSAGES: &[Message] = &[
     Message::new("k8s.io.api.policy.v1.PodDisruptionBudgetStatus", &[
         F::new(1, "observedGeneration", S(Int64)),
         F::new(2, "disruptedPods", Map { key: Str, value: MapValue::Message("k8s.io.apimachinery.pkg.apis.meta.v1.Time") }),
-        F::new(3, "disruptionsAllowed", S(Int32)),
-        F::new(4, "currentHealthy", S(Int32)),
-        F::new(5, "desiredHealthy", S(Int32)),
-        F::new(6, "expectedPods", S(Int32)),
+        F::new(3, "disruptionsAllowed", S(Int32)).required(),
+        F::new(4, "currentHealthy", S(Int32)).required(),
+        F::new(5, "desiredHealthy", S(Int32)).required(),
+        F::new(6, "expectedPods", S(Int32)).required(),
         F::new(7, "conditions", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Condition")).repeated().strategy(Strategy::Merge).merge_key("type").list_type(ListType::Map).list_map_keys(&["type"]),
     ]),
     Message::new("k8s.io.api.rbac.v1.AggregationRule", &[
         F::new(1, "clusterRoleSelectors", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.rbac.v1.ClusterRole", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "rules", Msg("k8s.io.api.rbac.v1.PolicyRule")).repeated().list_type(ListType::Atomic),
         F::new(3, "aggregationRule", Msg("k8s.io.api.rbac.v1.AggregationRule")),
     ]),
     Message::new("k8s.io.api.rbac.v1.ClusterRoleBinding", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "subjects", Msg("k8s.io.api.rbac.v1.Subject")).repeated().list_type(ListType::Atomic),
-        F::new(3, "roleRef", Msg("k8s.io.api.rbac.v1.RoleRef")),
+        F::new(3, "roleRef", Msg("k8s.io.api.rbac.v1.RoleRef")).required(),
     ]),
     Message::new("k8s.io.api.rbac.v1.ClusterRoleBindingList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
@@ -2808,20 +2808,20 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.rbac.v1.ClusterRole")).repeated(),
     ]),
     Message::new("k8s.io.api.rbac.v1.PolicyRule", &[
-        F::new(1, "verbs", S(Str)).repeated().list_type(ListType::Atomic),
+        F::new(1, "verbs", S(Str)).repeated().required().list_type(ListType::Atomic),
         F::new(2, "apiGroups", S(Str)).repeated().list_type(ListType::Atomic),
         F::new(3, "resources", S(Str)).repeated().list_type(ListType::Atomic),
         F::new(4, "resourceNames", S(Str)).repeated().list_type(ListType::Atomic),
         F::new(5, "nonResourceURLs", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.rbac.v1.Role", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "rules", Msg("k8s.io.api.rbac.v1.PolicyRule")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.rbac.v1.RoleBinding", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "subjects", Msg("k8s.io.api.rbac.v1.Subject")).repeated().list_type(ListType::Atomic),
-        F::new(3, "roleRef", Msg("k8s.io.api.rbac.v1.RoleRef")),
+        F::new(3, "roleRef", Msg("k8s.io.api.rbac.v1.RoleRef")).required(),
     ]),
     Message::new("k8s.io.api.rbac.v1.RoleBindingList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
@@ -2832,31 +2832,31 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.rbac.v1.Role")).repeated(),
     ]),
     Message::new("k8s.io.api.rbac.v1.RoleRef", &[
-        F::new(1, "apiGroup", S(Str)),
-        F::new(2, "kind", S(Str)),
-        F::new(3, "name", S(Str)),
+        F::new(1, "apiGroup", S(Str)).required(),
+        F::new(2, "kind", S(Str)).required(),
+        F::new(3, "name", S(Str)).required(),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.rbac.v1.Subject", &[
-        F::new(1, "kind", S(Str)),
+        F::new(1, "kind", S(Str)).required(),
         F::new(2, "apiGroup", S(Str)),
-        F::new(3, "name", S(Str)),
+        F::new(3, "name", S(Str)).required(),
         F::new(4, "namespace", S(Str)),
     ]).struct_type(Atomic),
     Message::new("k8s.io.api.resource.v1alpha3.CELDeviceSelector", &[
-        F::new(1, "expression", S(Str)),
+        F::new(1, "expression", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.resource.v1alpha3.DeviceSelector", &[
         F::new(1, "cel", Msg("k8s.io.api.resource.v1alpha3.CELDeviceSelector")),
     ]),
     Message::new("k8s.io.api.resource.v1alpha3.DeviceTaint", &[
-        F::new(1, "key", S(Str)),
+        F::new(1, "key", S(Str)).required(),
         F::new(2, "value", S(Str)),
-        F::new(3, "effect", S(Str)),
+        F::new(3, "effect", S(Str)).required(),
         F::new(4, "timeAdded", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
     ]),
     Message::new("k8s.io.api.resource.v1alpha3.DeviceTaintRule", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.resource.v1alpha3.DeviceTaintRuleSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.resource.v1alpha3.DeviceTaintRuleSpec")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1alpha3.DeviceTaintRuleList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
@@ -2864,7 +2864,7 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.resource.v1alpha3.DeviceTaintRuleSpec", &[
         F::new(1, "deviceSelector", Msg("k8s.io.api.resource.v1alpha3.DeviceTaintSelector")),
-        F::new(2, "taint", Msg("k8s.io.api.resource.v1alpha3.DeviceTaint")),
+        F::new(2, "taint", Msg("k8s.io.api.resource.v1alpha3.DeviceTaint")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1alpha3.DeviceTaintSelector", &[
         F::new(2, "driver", S(Str)),
@@ -2872,9 +2872,9 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "device", S(Str)),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.AllocatedDeviceStatus", &[
-        F::new(1, "driver", S(Str)),
-        F::new(2, "pool", S(Str)),
-        F::new(3, "device", S(Str)),
+        F::new(1, "driver", S(Str)).required(),
+        F::new(2, "pool", S(Str)).required(),
+        F::new(3, "device", S(Str)).required(),
         F::new(4, "conditions", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Condition")).repeated().list_type(ListType::Map).list_map_keys(&["type"]),
         F::new(5, "data", Msg("k8s.io.apimachinery.pkg.runtime.RawExtension")),
         F::new(6, "networkData", Msg("k8s.io.api.resource.v1beta1.NetworkDeviceData")),
@@ -2893,21 +2893,21 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(7, "taints", Msg("k8s.io.api.resource.v1beta1.DeviceTaint")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.CELDeviceSelector", &[
-        F::new(1, "expression", S(Str)),
+        F::new(1, "expression", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.Counter", &[
-        F::new(1, "value", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")),
+        F::new(1, "value", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.CounterSet", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "counters", Map { key: Str, value: MapValue::Message("k8s.io.api.resource.v1beta1.Counter") }),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "counters", Map { key: Str, value: MapValue::Message("k8s.io.api.resource.v1beta1.Counter") }).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.Device", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "basic", Msg("k8s.io.api.resource.v1beta1.BasicDevice")),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.DeviceAllocationConfiguration", &[
-        F::new(1, "source", S(Str)),
+        F::new(1, "source", S(Str)).required(),
         F::new(2, "requests", S(Str)).repeated().list_type(ListType::Atomic),
         F::new(3, "", Msg("k8s.io.api.resource.v1beta1.DeviceConfiguration")).inline(),
     ]),
@@ -2922,7 +2922,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(5, "version", S(Str)),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.DeviceCapacity", &[
-        F::new(1, "value", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")),
+        F::new(1, "value", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.DeviceClaim", &[
         F::new(1, "requests", Msg("k8s.io.api.resource.v1beta1.DeviceRequest")).repeated().list_type(ListType::Atomic),
@@ -2934,8 +2934,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "", Msg("k8s.io.api.resource.v1beta1.DeviceConfiguration")).inline(),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.DeviceClass", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta1.DeviceClassSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta1.DeviceClassSpec")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.DeviceClassConfiguration", &[
         F::new(1, "", Msg("k8s.io.api.resource.v1beta1.DeviceConfiguration")).inline(),
@@ -2956,11 +2956,11 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "matchAttribute", S(Str)),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.DeviceCounterConsumption", &[
-        F::new(1, "counterSet", S(Str)),
-        F::new(2, "counters", Map { key: Str, value: MapValue::Message("k8s.io.api.resource.v1beta1.Counter") }),
+        F::new(1, "counterSet", S(Str)).required(),
+        F::new(2, "counters", Map { key: Str, value: MapValue::Message("k8s.io.api.resource.v1beta1.Counter") }).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.DeviceRequest", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "deviceClassName", S(Str)),
         F::new(3, "selectors", Msg("k8s.io.api.resource.v1beta1.DeviceSelector")).repeated().list_type(ListType::Atomic),
         F::new(4, "allocationMode", S(Str)),
@@ -2970,10 +2970,10 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(8, "tolerations", Msg("k8s.io.api.resource.v1beta1.DeviceToleration")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.DeviceRequestAllocationResult", &[
-        F::new(1, "request", S(Str)),
-        F::new(2, "driver", S(Str)),
-        F::new(3, "pool", S(Str)),
-        F::new(4, "device", S(Str)),
+        F::new(1, "request", S(Str)).required(),
+        F::new(2, "driver", S(Str)).required(),
+        F::new(3, "pool", S(Str)).required(),
+        F::new(4, "device", S(Str)).required(),
         F::new(5, "adminAccess", S(Bool)),
         F::new(6, "tolerations", Msg("k8s.io.api.resource.v1beta1.DeviceToleration")).repeated().list_type(ListType::Atomic),
     ]),
@@ -2981,17 +2981,17 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "cel", Msg("k8s.io.api.resource.v1beta1.CELDeviceSelector")),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.DeviceSubRequest", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "deviceClassName", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "deviceClassName", S(Str)).required(),
         F::new(3, "selectors", Msg("k8s.io.api.resource.v1beta1.DeviceSelector")).repeated().list_type(ListType::Atomic),
         F::new(4, "allocationMode", S(Str)),
         F::new(5, "count", S(Int64)),
         F::new(7, "tolerations", Msg("k8s.io.api.resource.v1beta1.DeviceToleration")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.DeviceTaint", &[
-        F::new(1, "key", S(Str)),
+        F::new(1, "key", S(Str)).required(),
         F::new(2, "value", S(Str)),
-        F::new(3, "effect", S(Str)),
+        F::new(3, "effect", S(Str)).required(),
         F::new(4, "timeAdded", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.DeviceToleration", &[
@@ -3007,19 +3007,19 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "hardwareAddress", S(Str)),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.OpaqueDeviceConfiguration", &[
-        F::new(1, "driver", S(Str)),
-        F::new(2, "parameters", Msg("k8s.io.apimachinery.pkg.runtime.RawExtension")),
+        F::new(1, "driver", S(Str)).required(),
+        F::new(2, "parameters", Msg("k8s.io.apimachinery.pkg.runtime.RawExtension")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.ResourceClaim", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta1.ResourceClaimSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta1.ResourceClaimSpec")).required(),
         F::new(3, "status", Msg("k8s.io.api.resource.v1beta1.ResourceClaimStatus")),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.ResourceClaimConsumerReference", &[
         F::new(1, "apiGroup", S(Str)),
-        F::new(3, "resource", S(Str)),
-        F::new(4, "name", S(Str)),
-        F::new(5, "uid", S(Str)),
+        F::new(3, "resource", S(Str)).required(),
+        F::new(4, "name", S(Str)).required(),
+        F::new(5, "uid", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.ResourceClaimList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
@@ -3034,8 +3034,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "devices", Msg("k8s.io.api.resource.v1beta1.AllocatedDeviceStatus")).repeated().list_type(ListType::Map).list_map_keys(&["driver", "device", "pool", "shareID"]),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.ResourceClaimTemplate", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta1.ResourceClaimTemplateSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta1.ResourceClaimTemplateSpec")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.ResourceClaimTemplateList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
@@ -3043,24 +3043,24 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.resource.v1beta1.ResourceClaimTemplateSpec", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta1.ResourceClaimSpec")),
+        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta1.ResourceClaimSpec")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.ResourcePool", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "generation", S(Int64)),
-        F::new(3, "resourceSliceCount", S(Int64)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "generation", S(Int64)).required(),
+        F::new(3, "resourceSliceCount", S(Int64)).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.ResourceSlice", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta1.ResourceSliceSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta1.ResourceSliceSpec")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.ResourceSliceList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
         F::new(2, "items", Msg("k8s.io.api.resource.v1beta1.ResourceSlice")).repeated(),
     ]),
     Message::new("k8s.io.api.resource.v1beta1.ResourceSliceSpec", &[
-        F::new(1, "driver", S(Str)),
-        F::new(2, "pool", Msg("k8s.io.api.resource.v1beta1.ResourcePool")),
+        F::new(1, "driver", S(Str)).required(),
+        F::new(2, "pool", Msg("k8s.io.api.resource.v1beta1.ResourcePool")).required(),
         F::new(3, "nodeName", S(Str)),
         F::new(4, "nodeSelector", Msg("k8s.io.api.core.v1.NodeSelector")),
         F::new(5, "allNodes", S(Bool)),
@@ -3069,9 +3069,9 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(8, "sharedCounters", Msg("k8s.io.api.resource.v1beta1.CounterSet")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.AllocatedDeviceStatus", &[
-        F::new(1, "driver", S(Str)),
-        F::new(2, "pool", S(Str)),
-        F::new(3, "device", S(Str)),
+        F::new(1, "driver", S(Str)).required(),
+        F::new(2, "pool", S(Str)).required(),
+        F::new(3, "device", S(Str)).required(),
         F::new(4, "conditions", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Condition")).repeated().list_type(ListType::Map).list_map_keys(&["type"]),
         F::new(5, "data", Msg("k8s.io.apimachinery.pkg.runtime.RawExtension")),
         F::new(6, "networkData", Msg("k8s.io.api.resource.v1beta2.NetworkDeviceData")),
@@ -3081,17 +3081,17 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "nodeSelector", Msg("k8s.io.api.core.v1.NodeSelector")),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.CELDeviceSelector", &[
-        F::new(1, "expression", S(Str)),
+        F::new(1, "expression", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.Counter", &[
-        F::new(1, "value", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")),
+        F::new(1, "value", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.CounterSet", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "counters", Map { key: Str, value: MapValue::Message("k8s.io.api.resource.v1beta2.Counter") }),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "counters", Map { key: Str, value: MapValue::Message("k8s.io.api.resource.v1beta2.Counter") }).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.Device", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "attributes", Map { key: Str, value: MapValue::Message("k8s.io.api.resource.v1beta2.DeviceAttribute") }),
         F::new(3, "capacity", Map { key: Str, value: MapValue::Message("k8s.io.api.resource.v1beta2.DeviceCapacity") }),
         F::new(4, "consumesCounters", Msg("k8s.io.api.resource.v1beta2.DeviceCounterConsumption")).repeated().list_type(ListType::Atomic),
@@ -3101,7 +3101,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(8, "taints", Msg("k8s.io.api.resource.v1beta2.DeviceTaint")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.DeviceAllocationConfiguration", &[
-        F::new(1, "source", S(Str)),
+        F::new(1, "source", S(Str)).required(),
         F::new(2, "requests", S(Str)).repeated().list_type(ListType::Atomic),
         F::new(3, "", Msg("k8s.io.api.resource.v1beta2.DeviceConfiguration")).inline(),
     ]),
@@ -3116,7 +3116,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(5, "version", S(Str)),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.DeviceCapacity", &[
-        F::new(1, "value", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")),
+        F::new(1, "value", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.DeviceClaim", &[
         F::new(1, "requests", Msg("k8s.io.api.resource.v1beta2.DeviceRequest")).repeated().list_type(ListType::Atomic),
@@ -3128,8 +3128,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "", Msg("k8s.io.api.resource.v1beta2.DeviceConfiguration")).inline(),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.DeviceClass", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta2.DeviceClassSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta2.DeviceClassSpec")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.DeviceClassConfiguration", &[
         F::new(1, "", Msg("k8s.io.api.resource.v1beta2.DeviceConfiguration")).inline(),
@@ -3150,19 +3150,19 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "matchAttribute", S(Str)),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.DeviceCounterConsumption", &[
-        F::new(1, "counterSet", S(Str)),
-        F::new(2, "counters", Map { key: Str, value: MapValue::Message("k8s.io.api.resource.v1beta2.Counter") }),
+        F::new(1, "counterSet", S(Str)).required(),
+        F::new(2, "counters", Map { key: Str, value: MapValue::Message("k8s.io.api.resource.v1beta2.Counter") }).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.DeviceRequest", &[
-        F::new(1, "name", S(Str)),
+        F::new(1, "name", S(Str)).required(),
         F::new(2, "exactly", Msg("k8s.io.api.resource.v1beta2.ExactDeviceRequest")),
         F::new(3, "firstAvailable", Msg("k8s.io.api.resource.v1beta2.DeviceSubRequest")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.DeviceRequestAllocationResult", &[
-        F::new(1, "request", S(Str)),
-        F::new(2, "driver", S(Str)),
-        F::new(3, "pool", S(Str)),
-        F::new(4, "device", S(Str)),
+        F::new(1, "request", S(Str)).required(),
+        F::new(2, "driver", S(Str)).required(),
+        F::new(3, "pool", S(Str)).required(),
+        F::new(4, "device", S(Str)).required(),
         F::new(5, "adminAccess", S(Bool)),
         F::new(6, "tolerations", Msg("k8s.io.api.resource.v1beta2.DeviceToleration")).repeated().list_type(ListType::Atomic),
     ]),
@@ -3170,17 +3170,17 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "cel", Msg("k8s.io.api.resource.v1beta2.CELDeviceSelector")),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.DeviceSubRequest", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "deviceClassName", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "deviceClassName", S(Str)).required(),
         F::new(3, "selectors", Msg("k8s.io.api.resource.v1beta2.DeviceSelector")).repeated().list_type(ListType::Atomic),
         F::new(4, "allocationMode", S(Str)),
         F::new(5, "count", S(Int64)),
         F::new(6, "tolerations", Msg("k8s.io.api.resource.v1beta2.DeviceToleration")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.DeviceTaint", &[
-        F::new(1, "key", S(Str)),
+        F::new(1, "key", S(Str)).required(),
         F::new(2, "value", S(Str)),
-        F::new(3, "effect", S(Str)),
+        F::new(3, "effect", S(Str)).required(),
         F::new(4, "timeAdded", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.DeviceToleration", &[
@@ -3191,7 +3191,7 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(5, "tolerationSeconds", S(Int64)),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.ExactDeviceRequest", &[
-        F::new(1, "deviceClassName", S(Str)),
+        F::new(1, "deviceClassName", S(Str)).required(),
         F::new(2, "selectors", Msg("k8s.io.api.resource.v1beta2.DeviceSelector")).repeated().list_type(ListType::Atomic),
         F::new(3, "allocationMode", S(Str)),
         F::new(4, "count", S(Int64)),
@@ -3204,19 +3204,19 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "hardwareAddress", S(Str)),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.OpaqueDeviceConfiguration", &[
-        F::new(1, "driver", S(Str)),
-        F::new(2, "parameters", Msg("k8s.io.apimachinery.pkg.runtime.RawExtension")),
+        F::new(1, "driver", S(Str)).required(),
+        F::new(2, "parameters", Msg("k8s.io.apimachinery.pkg.runtime.RawExtension")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.ResourceClaim", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta2.ResourceClaimSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta2.ResourceClaimSpec")).required(),
         F::new(3, "status", Msg("k8s.io.api.resource.v1beta2.ResourceClaimStatus")),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.ResourceClaimConsumerReference", &[
         F::new(1, "apiGroup", S(Str)),
-        F::new(3, "resource", S(Str)),
-        F::new(4, "name", S(Str)),
-        F::new(5, "uid", S(Str)),
+        F::new(3, "resource", S(Str)).required(),
+        F::new(4, "name", S(Str)).required(),
+        F::new(5, "uid", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.ResourceClaimList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
@@ -3231,8 +3231,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(4, "devices", Msg("k8s.io.api.resource.v1beta2.AllocatedDeviceStatus")).repeated().list_type(ListType::Map).list_map_keys(&["driver", "device", "pool", "shareID"]),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.ResourceClaimTemplate", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta2.ResourceClaimTemplateSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta2.ResourceClaimTemplateSpec")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.ResourceClaimTemplateList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
@@ -3240,24 +3240,24 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.api.resource.v1beta2.ResourceClaimTemplateSpec", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta2.ResourceClaimSpec")),
+        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta2.ResourceClaimSpec")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.ResourcePool", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "generation", S(Int64)),
-        F::new(3, "resourceSliceCount", S(Int64)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "generation", S(Int64)).required(),
+        F::new(3, "resourceSliceCount", S(Int64)).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.ResourceSlice", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta2.ResourceSliceSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.resource.v1beta2.ResourceSliceSpec")).required(),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.ResourceSliceList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
         F::new(2, "items", Msg("k8s.io.api.resource.v1beta2.ResourceSlice")).repeated(),
     ]),
     Message::new("k8s.io.api.resource.v1beta2.ResourceSliceSpec", &[
-        F::new(1, "driver", S(Str)),
-        F::new(2, "pool", Msg("k8s.io.api.resource.v1beta2.ResourcePool")),
+        F::new(1, "driver", S(Str)).required(),
+        F::new(2, "pool", Msg("k8s.io.api.resource.v1beta2.ResourcePool")).required(),
         F::new(3, "nodeName", S(Str)),
         F::new(4, "nodeSelector", Msg("k8s.io.api.core.v1.NodeSelector")),
         F::new(5, "allNodes", S(Bool)),
@@ -3266,8 +3266,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(8, "sharedCounters", Msg("k8s.io.api.resource.v1beta2.CounterSet")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.api.scheduling.v1.PriorityClass", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "value", S(Int32)),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "value", S(Int32)).required(),
         F::new(3, "globalDefault", S(Bool)),
         F::new(4, "description", S(Str)),
         F::new(5, "preemptionPolicy", S(Str)),
@@ -3277,8 +3277,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.scheduling.v1.PriorityClass")).repeated(),
     ]),
     Message::new("k8s.io.api.storage.v1.CSIDriver", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.storage.v1.CSIDriverSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.storage.v1.CSIDriverSpec")).required(),
     ]),
     Message::new("k8s.io.api.storage.v1.CSIDriverList", &[
         F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
@@ -3296,12 +3296,12 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(9, "nodeAllocatableUpdatePeriodSeconds", S(Int64)),
     ]),
     Message::new("k8s.io.api.storage.v1.CSINode", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.storage.v1.CSINodeSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.storage.v1.CSINodeSpec")).required(),
     ]),
     Message::new("k8s.io.api.storage.v1.CSINodeDriver", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "nodeID", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "nodeID", S(Str)).required(),
         F::new(3, "topologyKeys", S(Str)).repeated().list_type(ListType::Atomic),
         F::new(4, "allocatable", Msg("k8s.io.api.storage.v1.VolumeNodeResources")),
     ]),
@@ -3310,12 +3310,12 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.storage.v1.CSINode")).repeated(),
     ]),
     Message::new("k8s.io.api.storage.v1.CSINodeSpec", &[
-        F::new(1, "drivers", Msg("k8s.io.api.storage.v1.CSINodeDriver")).repeated().strategy(Strategy::Merge).merge_key("name").list_type(ListType::Map).list_map_keys(&["name"]),
+        F::new(1, "drivers", Msg("k8s.io.api.storage.v1.CSINodeDriver")).repeated().required().strategy(Strategy::Merge).merge_key("name").list_type(ListType::Map).list_map_keys(&["name"]),
     ]),
     Message::new("k8s.io.api.storage.v1.CSIStorageCapacity", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "nodeTopology", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector")),
-        F::new(3, "storageClassName", S(Str)),
+        F::new(3, "storageClassName", S(Str)).required(),
         F::new(4, "capacity", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")),
         F::new(5, "maximumVolumeSize", Msg("k8s.io.apimachinery.pkg.api.resource.Quantity")),
     ]),
@@ -3324,8 +3324,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.storage.v1.CSIStorageCapacity")).repeated(),
     ]),
     Message::new("k8s.io.api.storage.v1.StorageClass", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "provisioner", S(Str)),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "provisioner", S(Str)).required(),
         F::new(3, "parameters", Map { key: Str, value: MapValue::Scalar(Str) }),
         F::new(4, "reclaimPolicy", S(Str)),
         F::new(5, "mountOptions", S(Str)).repeated().list_type(ListType::Atomic),
@@ -3338,12 +3338,12 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.storage.v1.StorageClass")).repeated(),
     ]),
     Message::new("k8s.io.api.storage.v1.TokenRequest", &[
-        F::new(1, "audience", S(Str)),
+        F::new(1, "audience", S(Str)).required(),
         F::new(2, "expirationSeconds", S(Int64)),
     ]),
     Message::new("k8s.io.api.storage.v1.VolumeAttachment", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.api.storage.v1.VolumeAttachmentSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.api.storage.v1.VolumeAttachmentSpec")).required(),
         F::new(3, "status", Msg("k8s.io.api.storage.v1.VolumeAttachmentStatus")),
     ]),
     Message::new("k8s.io.api.storage.v1.VolumeAttachmentList", &[
@@ -3355,12 +3355,12 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "inlineVolumeSpec", Msg("k8s.io.api.core.v1.PersistentVolumeSpec")),
     ]),
     Message::new("k8s.io.api.storage.v1.VolumeAttachmentSpec", &[
-        F::new(1, "attacher", S(Str)),
-        F::new(2, "source", Msg("k8s.io.api.storage.v1.VolumeAttachmentSource")),
-        F::new(3, "nodeName", S(Str)),
+        F::new(1, "attacher", S(Str)).required(),
+        F::new(2, "source", Msg("k8s.io.api.storage.v1.VolumeAttachmentSource")).required(),
+        F::new(3, "nodeName", S(Str)).required(),
     ]),
     Message::new("k8s.io.api.storage.v1.VolumeAttachmentStatus", &[
-        F::new(1, "attached", S(Bool)),
+        F::new(1, "attached", S(Bool)).required(),
         F::new(2, "attachmentMetadata", Map { key: Str, value: MapValue::Scalar(Str) }),
         F::new(3, "attachError", Msg("k8s.io.api.storage.v1.VolumeError")),
         F::new(4, "detachError", Msg("k8s.io.api.storage.v1.VolumeError")),
@@ -3374,8 +3374,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "count", S(Int32)),
     ]),
     Message::new("k8s.io.api.storage.v1alpha1.VolumeAttributesClass", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "driverName", S(Str)),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "driverName", S(Str)).required(),
         F::new(3, "parameters", Map { key: Str, value: MapValue::Scalar(Str) }),
     ]),
     Message::new("k8s.io.api.storage.v1alpha1.VolumeAttributesClassList", &[
@@ -3383,8 +3383,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.storage.v1alpha1.VolumeAttributesClass")).repeated(),
     ]),
     Message::new("k8s.io.api.storage.v1beta1.VolumeAttributesClass", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "driverName", S(Str)),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "driverName", S(Str)).required(),
         F::new(3, "parameters", Map { key: Str, value: MapValue::Scalar(Str) }),
     ]),
     Message::new("k8s.io.api.storage.v1beta1.VolumeAttributesClassList", &[
@@ -3392,25 +3392,25 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.api.storage.v1beta1.VolumeAttributesClass")).repeated(),
     ]),
     Message::new("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "type", S(Str)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "type", S(Str)).required(),
         F::new(3, "format", S(Str)),
         F::new(4, "description", S(Str)),
         F::new(5, "priority", S(Int32)),
-        F::new(6, "jsonPath", S(Str)),
+        F::new(6, "jsonPath", S(Str)).required(),
     ]),
     Message::new("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion", &[
-        F::new(1, "strategy", S(Str)),
+        F::new(1, "strategy", S(Str)).required(),
         F::new(2, "webhook", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion")),
     ]),
     Message::new("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
-        F::new(2, "spec", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
+        F::new(2, "spec", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec")).required(),
         F::new(3, "status", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus")),
     ]),
     Message::new("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(3, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(4, "reason", S(Str)),
         F::new(5, "message", S(Str)),
@@ -3420,18 +3420,18 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "items", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition")).repeated(),
     ]),
     Message::new("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames", &[
-        F::new(1, "plural", S(Str)),
+        F::new(1, "plural", S(Str)).required(),
         F::new(2, "singular", S(Str)),
         F::new(3, "shortNames", S(Str)).repeated().list_type(ListType::Atomic),
-        F::new(4, "kind", S(Str)),
+        F::new(4, "kind", S(Str)).required(),
         F::new(5, "listKind", S(Str)),
         F::new(6, "categories", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec", &[
-        F::new(1, "group", S(Str)),
-        F::new(3, "names", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames")),
-        F::new(4, "scope", S(Str)),
-        F::new(7, "versions", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion")).repeated().list_type(ListType::Atomic),
+        F::new(1, "group", S(Str)).required(),
+        F::new(3, "names", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames")).required(),
+        F::new(4, "scope", S(Str)).required(),
+        F::new(7, "versions", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion")).repeated().required().list_type(ListType::Atomic),
         F::new(9, "conversion", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion")),
         F::new(10, "preserveUnknownFields", S(Bool)),
     ]),
@@ -3441,9 +3441,9 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "storedVersions", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "served", S(Bool)),
-        F::new(3, "storage", S(Bool)),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "served", S(Bool)).required(),
+        F::new(3, "storage", S(Bool)).required(),
         F::new(4, "schema", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation")),
         F::new(5, "subresources", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources")),
         F::new(6, "additionalPrinterColumns", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition")).repeated().list_type(ListType::Atomic),
@@ -3452,8 +3452,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(9, "selectableFields", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale", &[
-        F::new(1, "specReplicasPath", S(Str)),
-        F::new(2, "statusReplicasPath", S(Str)),
+        F::new(1, "specReplicasPath", S(Str)).required(),
+        F::new(2, "statusReplicasPath", S(Str)).required(),
         F::new(3, "labelSelectorPath", S(Str)),
     ]),
     Message::new("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus", &[]),
@@ -3530,16 +3530,16 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "property", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField", &[
-        F::new(1, "jsonPath", S(Str)),
+        F::new(1, "jsonPath", S(Str)).required(),
     ]),
     Message::new("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference", &[
-        F::new(1, "namespace", S(Str)),
-        F::new(2, "name", S(Str)),
+        F::new(1, "namespace", S(Str)).required(),
+        F::new(2, "name", S(Str)).required(),
         F::new(3, "path", S(Str)),
         F::new(4, "port", S(Int32)),
     ]),
     Message::new("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule", &[
-        F::new(1, "rule", S(Str)),
+        F::new(1, "rule", S(Str)).required(),
         F::new(2, "message", S(Str)),
         F::new(3, "messageExpression", S(Str)),
         F::new(4, "reason", S(Str)),
@@ -3553,7 +3553,7 @@ pub(super) static MESSAGES: &[Message] = &[
     ]),
     Message::new("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion", &[
         F::new(2, "clientConfig", Msg("k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig")),
-        F::new(3, "conversionReviewVersions", S(Str)).repeated().list_type(ListType::Atomic),
+        F::new(3, "conversionReviewVersions", S(Str)).repeated().required().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.apimachinery.pkg.api.resource.Quantity", &[
         F::new(1, "string", S(Str)),
@@ -3562,33 +3562,33 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "string", S(Str)),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.APIGroup", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "versions", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.GroupVersionForDiscovery")).repeated().list_type(ListType::Atomic),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "versions", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.GroupVersionForDiscovery")).repeated().required().list_type(ListType::Atomic),
         F::new(3, "preferredVersion", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.GroupVersionForDiscovery")),
         F::new(4, "serverAddressByClientCIDRs", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ServerAddressByClientCIDR")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.APIGroupList", &[
-        F::new(1, "groups", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.APIGroup")).repeated().list_type(ListType::Atomic),
+        F::new(1, "groups", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.APIGroup")).repeated().required().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.APIResource", &[
-        F::new(1, "name", S(Str)),
-        F::new(2, "namespaced", S(Bool)),
-        F::new(3, "kind", S(Str)),
-        F::new(4, "verbs", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Verbs")),
+        F::new(1, "name", S(Str)).required(),
+        F::new(2, "namespaced", S(Bool)).required(),
+        F::new(3, "kind", S(Str)).required(),
+        F::new(4, "verbs", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Verbs")).required(),
         F::new(5, "shortNames", S(Str)).repeated().list_type(ListType::Atomic),
-        F::new(6, "singularName", S(Str)),
+        F::new(6, "singularName", S(Str)).required(),
         F::new(7, "categories", S(Str)).repeated().list_type(ListType::Atomic),
         F::new(8, "group", S(Str)),
         F::new(9, "version", S(Str)),
         F::new(10, "storageVersionHash", S(Str)),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.APIResourceList", &[
-        F::new(1, "groupVersion", S(Str)),
-        F::new(2, "resources", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.APIResource")).repeated().list_type(ListType::Atomic),
+        F::new(1, "groupVersion", S(Str)).required(),
+        F::new(2, "resources", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.APIResource")).repeated().required().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.APIVersions", &[
-        F::new(1, "versions", S(Str)).repeated().list_type(ListType::Atomic),
-        F::new(2, "serverAddressByClientCIDRs", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ServerAddressByClientCIDR")).repeated().list_type(ListType::Atomic),
+        F::new(1, "versions", S(Str)).repeated().required().list_type(ListType::Atomic),
+        F::new(2, "serverAddressByClientCIDRs", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ServerAddressByClientCIDR")).repeated().required().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.ApplyOptions", &[
         F::new(1, "dryRun", S(Str)).repeated().list_type(ListType::Atomic),
@@ -3596,12 +3596,12 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "fieldManager", S(Str)),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.Condition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(3, "observedGeneration", S(Int64)),
-        F::new(4, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
-        F::new(5, "reason", S(Str)),
-        F::new(6, "message", S(Str)),
+        F::new(4, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")).required(),
+        F::new(5, "reason", S(Str)).required(),
+        F::new(6, "message", S(Str)).required(),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.CreateOptions", &[
         F::new(1, "dryRun", S(Str)).repeated().list_type(ListType::Atomic),
@@ -3620,8 +3620,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "duration", S(Int64)),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement", &[
-        F::new(1, "key", S(Str)),
-        F::new(2, "operator", S(Str)),
+        F::new(1, "key", S(Str)).required(),
+        F::new(2, "operator", S(Str)).required(),
         F::new(3, "values", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1", &[
@@ -3643,8 +3643,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "version", S(Str)),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.GroupVersionForDiscovery", &[
-        F::new(1, "groupVersion", S(Str)),
-        F::new(2, "version", S(Str)),
+        F::new(1, "groupVersion", S(Str)).required(),
+        F::new(2, "version", S(Str)).required(),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.GroupVersionKind", &[
         F::new(1, "group", S(Str)),
@@ -3661,8 +3661,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(2, "matchExpressions", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement")).repeated().list_type(ListType::Atomic),
     ]).struct_type(Atomic),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement", &[
-        F::new(1, "key", S(Str)),
-        F::new(2, "operator", S(Str)),
+        F::new(1, "key", S(Str)).required(),
+        F::new(2, "operator", S(Str)).required(),
         F::new(3, "values", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.List", &[
@@ -3718,10 +3718,10 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(17, "managedFields", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry")).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.OwnerReference", &[
-        F::new(1, "kind", S(Str)),
-        F::new(3, "name", S(Str)),
-        F::new(4, "uid", S(Str)),
-        F::new(5, "apiVersion", S(Str)),
+        F::new(1, "kind", S(Str)).required(),
+        F::new(3, "name", S(Str)).required(),
+        F::new(4, "uid", S(Str)).required(),
+        F::new(5, "apiVersion", S(Str)).required(),
         F::new(6, "controller", S(Bool)),
         F::new(7, "blockOwnerDeletion", S(Bool)),
     ]).struct_type(Atomic),
@@ -3747,11 +3747,11 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(1, "paths", S(Str)).repeated().list_type(ListType::Atomic),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.ServerAddressByClientCIDR", &[
-        F::new(1, "clientCIDR", S(Str)),
-        F::new(2, "serverAddress", S(Str)),
+        F::new(1, "clientCIDR", S(Str)).required(),
+        F::new(2, "serverAddress", S(Str)).required(),
     ]),
     Message::new("k8s.io.apimachinery.pkg.apis.meta.v1.Status", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta")).required(),
         F::new(2, "status", S(Str)),
         F::new(3, "message", S(Str)),
         F::new(4, "reason", S(Str)),
@@ -3817,13 +3817,13 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "strVal", S(Str)),
     ]),
     Message::new("k8s.io.kube_aggregator.pkg.apis.apiregistration.v1.APIService", &[
-        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")),
+        F::new(1, "metadata", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta")).required(),
         F::new(2, "spec", Msg("k8s.io.kube_aggregator.pkg.apis.apiregistration.v1.APIServiceSpec")),
         F::new(3, "status", Msg("k8s.io.kube_aggregator.pkg.apis.apiregistration.v1.APIServiceStatus")),
     ]),
     Message::new("k8s.io.kube_aggregator.pkg.apis.apiregistration.v1.APIServiceCondition", &[
-        F::new(1, "type", S(Str)),
-        F::new(2, "status", S(Str)),
+        F::new(1, "type", S(Str)).required(),
+        F::new(2, "status", S(Str)).required(),
         F::new(3, "lastTransitionTime", Msg("k8s.io.apimachinery.pkg.apis.meta.v1.Time")),
         F::new(4, "reason", S(Str)),
         F::new(5, "message", S(Str)),
@@ -3838,8 +3838,8 @@ pub(super) static MESSAGES: &[Message] = &[
         F::new(3, "version", S(Str)),
         F::new(4, "insecureSkipTLSVerify", S(Bool)),
         F::new(5, "caBundle", S(Bytes)).list_type(ListType::Atomic),
-        F::new(7, "groupPriorityMinimum", S(Int32)),
-        F::new(8, "versionPriority", S(Int32)),
+        F::new(7, "groupPriorityMinimum", S(Int32)).required(),
+        F::new(8, "versionPriority", S(Int32)).required(),
     ]),
     Message::new("k8s.io.kube_aggregator.pkg.apis.apiregistration.v1.APIServiceStatus", &[
         F::new(1, "conditions", Msg("k8s.io.kube_aggregator.pkg.apis.apiregistration.v1.APIServiceCondition")).repeated().strategy(Strategy::Merge).merge_key("type").list_type(ListType::Map).list_map_keys(&["type"]),

@@ -34,6 +34,9 @@ pub struct Field {
     /// A list: the field may occur several times on the wire. Never set for maps.
     pub repeated: bool,
     pub patch: Patch,
+    /// Required in OpenAPI. Go writes such a field even when it holds its zero value, so it is
+    /// part of the JSON of an empty object (a list as `null`).
+    pub required: bool,
 }
 
 /// A field's protobuf type.
@@ -245,7 +248,13 @@ impl Field {
             kind,
             repeated: false,
             patch: Patch::NONE,
+            required: false,
         }
+    }
+
+    const fn required(mut self) -> Field {
+        self.required = true;
+        self
     }
 
     const fn inline(mut self) -> Field {
