@@ -78,32 +78,28 @@ pub fn record(
         subresource: &request.subresource,
         time: &time,
     };
-    // Both objects as the request saw them.
-    let old = old.map(|old| conversion::from_storage(served, old.clone()));
-    let mut view = conversion::from_storage(served, new.clone());
     let at_version = |object: &Value, api_version: &str| -> Option<Value> {
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let target = registry::find(group, version, resource.plural)?;
         let stored = conversion::to_storage(served, object.clone());
         Some(conversion::from_storage(target, stored))
     };
+    let message = kind.message;
+    if conversion::storage_of(served).is_none() {
+        managed_fields::record(old, new, message, &operation, scope, &at_version);
+        return;
+    }
+    // Served at another version than stored: both objects as the request saw them.
+    let old = old.map(|old| conversion::from_storage(served, old.clone()));
+    let mut view = conversion::from_storage(served, new.clone());
     managed_fields::record(
         old.as_ref(),
         &mut view,
-        kind.message,
+        message,
         &operation,
         scope,
         &at_version,
     );
     let entries = view.pointer("/metadata/managedFields").cloned();
-    if let Some(metadata) = new.get_mut("metadata").and_then(Value::as_object_mut) {
-        match entries {
-            Some(entries) => {
-                metadata.insert("managedFields".to_owned(), entries);
-            }
-            None => {
-                metadata.remove("managedFields");
-            }
-        }
-    }
+    managed_fields::set_entries(new, entries);
 }

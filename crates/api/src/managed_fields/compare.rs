@@ -151,19 +151,9 @@ impl Walker {
         }
         let leaf = match ty {
             Type::Leaf => true,
-            Type::Struct(_) | Type::Map(_) => self.object(old, new, ty)?,
+            // Values not in the schema are walked when they are objects, as maps.
+            Type::Struct(_) | Type::Map(_) | Type::Unknown => self.object(old, new, ty)?,
             Type::List(element, keys) => self.list(old, new, element, keys)?,
-            Type::Unknown => {
-                let objects = |v: Option<&Value>| v.is_none_or(Value::is_object);
-                if objects(old)
-                    && objects(new)
-                    && (old.is_some_and(Value::is_object) || new.is_some_and(Value::is_object))
-                {
-                    self.object(old, new, ty)?
-                } else {
-                    true
-                }
-            }
         };
         if leaf {
             self.leaf(old, new);

@@ -155,7 +155,8 @@ fn is_reset(entries: &Value) -> bool {
     }
 }
 
-fn set_entries(object: &mut Value, entries: Option<Value>) {
+/// Puts `entries` in `object`'s `metadata.managedFields`, or removes that field for `None`.
+pub fn set_entries(object: &mut Value, entries: Option<Value>) {
     let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
@@ -318,19 +319,14 @@ fn ignored(scope: Scope, object: &Value) -> FieldSet {
     }
 }
 
-/// The comparison of two objects, without what the scope leaves out.
+/// The comparison of two objects, without what the scope leaves out. The old object's
+/// entries show up as removed; no manager owns them, so that takes nothing from anyone.
 fn compared(old: &Value, new: &Value, ty: Type, ignore: &FieldSet) -> Result<Comparison, String> {
-    let mut comparison = compare::compare(&without_entries(old), &without_entries(new), ty)?;
+    let mut comparison = compare::compare(old, new, ty)?;
     comparison.added = comparison.added.recursive_difference(ignore);
     comparison.modified = comparison.modified.recursive_difference(ignore);
     comparison.removed = comparison.removed.recursive_difference(ignore);
     Ok(comparison)
-}
-
-fn without_entries(object: &Value) -> Value {
-    let mut object = object.clone();
-    set_entries(&mut object, None);
-    object
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -352,11 +348,7 @@ fn updated(
             &empty
         }
     };
-    let ignore = {
-        let mut ignore = ignored(scope, new);
-        ignore = ignore.union(&ignored(scope, old));
-        ignore
-    };
+    let ignore = ignored(scope, new).union(&ignored(scope, old));
     let comparison = compared(old, new, ty, &ignore)?;
     // Every manager loses what this write changed or removed, each judged at its version.
     let mut at_versions: BTreeMap<String, Option<Comparison>> = BTreeMap::new();
@@ -376,17 +368,13 @@ fn updated(
             continue;
         };
         let taken = theirs.modified.union(&theirs.added);
-        entry.fields = entry
-            .fields
-            .difference(&entry.fields.intersection(&taken))
-            .difference(&theirs.removed);
+        entry.fields = entry.fields.difference(&taken).difference(&theirs.removed);
     }
     managed.retain(|_, entry| !entry.fields.is_empty());
-    // This write's own fields.
+    // This write's own fields (the comparison already left out what the scope ignores).
     let own = comparison
         .modified
         .union(&comparison.added)
-        .recursive_difference(&ignore)
         .difference(&server_owned());
     if !own.is_empty() {
         let identity = Identity {
