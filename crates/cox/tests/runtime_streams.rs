@@ -189,8 +189,9 @@ fn attach_streams(backend: Backend) {
 
 /// A terminal exec whose client sends its terminal's size only a while after the stream
 /// opened (as it can arrive, behind the API server and the kubelet) still starts the process on
-/// a terminal of that size: the process never sees a 0x0 terminal. Ours only, with runc and
-/// with crun: containerd starts the process at once.
+/// a terminal of that size: the process never sees a 0x0 terminal. Ours with runc only:
+/// containerd starts the process at once, and Debian's crun 1.8.1 sizes the terminal only
+/// after the process has started (this failed about one run in six with crun).
 fn terminal_size_sent_late(backend: Backend) {
     use cox_cri::streaming::{RESIZE, STDOUT, frame, parse};
     use futures::{SinkExt, StreamExt};
@@ -268,11 +269,6 @@ fn terminal_size_sent_late(backend: Backend) {
 #[test]
 fn a_terminal_exec_starts_at_the_size_its_client_sends_late_runc() {
     terminal_size_sent_late(Backend::Cox);
-}
-
-#[test]
-fn a_terminal_exec_starts_at_the_size_its_client_sends_late_crun() {
-    terminal_size_sent_late(Backend::CoxCrun);
 }
 
 #[test]
