@@ -6,6 +6,7 @@
 //!   when the committed file differs.
 
 mod emit;
+mod go_layout;
 mod k8s_openapi;
 mod k8s_pb;
 mod schema;
@@ -63,7 +64,25 @@ fn gen_schema(check: bool) -> Result<ExitCode> {
         .iter()
         .map(|(_, dir)| k8s_openapi::read(dir))
         .collect::<Result<Vec<_>>>()?;
-    let (schema, report) = schema::build(&messages, &served, &later)?;
+    let (mut schema, mut report) = schema::build(&messages, &served, &later)?;
+    let layout_path = root.join(go_layout::PATH);
+    let layout = std::fs::read_to_string(&layout_path)
+        .with_context(|| format!("reading {}", layout_path.display()))?;
+    let (unlisted, unused) = go_layout::apply(&mut schema.messages, &go_layout::parse(&layout)?)?;
+    for (title, names) in [
+        (
+            "messages without a Go layout (their JSON is left as written)",
+            unlisted,
+        ),
+        ("Go layouts of messages the schema leaves out", unused),
+    ] {
+        let names: Vec<String> = names.into_iter().collect();
+        report.push_str(&format!(
+            "{title}: {}\n  {}\n",
+            names.len(),
+            names.join(" ")
+        ));
+    }
     let text = emit::render(&schema);
 
     let path = root.join(GENERATED);

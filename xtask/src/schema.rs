@@ -64,6 +64,8 @@ pub struct Message {
     pub struct_type: Option<String>,
     /// Sorted by tag.
     pub fields: Vec<Field>,
+    /// Whether its fields' [`Field::held`] are known (from `xtask/go-layout.txt`).
+    pub go_layout: bool,
 }
 
 pub struct Field {
@@ -77,6 +79,19 @@ pub struct Field {
     pub patch: Patch,
     /// Required in OpenAPI: Go writes it even when it holds its zero value.
     pub required: bool,
+    /// How upstream's Go type holds it, when known.
+    pub held: Option<Held>,
+}
+
+/// How upstream's Go type holds a field; see `xtask/go-layout.txt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    OmitEmpty,
+    Pointer,
+    PointerOrNull,
+    Zero,
+    ListOrNull,
+    Struct,
 }
 
 pub enum Kind {
@@ -255,6 +270,7 @@ fn messages(
                 repeated: field.repeated,
                 patch,
                 required,
+                held: None,
             });
         }
         out.sort_by_key(|f| f.tag);
@@ -266,6 +282,7 @@ fn messages(
             name: name.clone(),
             struct_type,
             fields: out,
+            go_layout: false,
         });
     }
     messages.sort_by(|a, b| a.name.cmp(&b.name));

@@ -103,7 +103,6 @@ pub fn pod_spec(spec: &mut Value) {
     default(spec, "terminationGracePeriodSeconds", json!(30));
     default(spec, "securityContext", json!({}));
     default(spec, "schedulerName", json!("default-scheduler"));
-    default(spec, "enableServiceLinks", json!(true));
     for list in ["containers", "initContainers"] {
         for c in each(spec, list) {
             container(c);
@@ -123,6 +122,37 @@ pub fn pod_spec(spec: &mut Value) {
         }
         if let Some(downward) = volume.get_mut("downwardAPI").filter(|v| v.is_object()) {
             default(downward, "defaultMode", json!(420));
+        }
+    }
+}
+
+/// The defaults upstream gives pods but not the pod templates of workloads: service links
+/// on, each container's requests taken from its limits where it names none, and on the host's
+/// network, each port's host port.
+fn pod_only(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
+    default(spec, "enableServiceLinks", json!(true));
+    let host_network = spec["hostNetwork"] == true;
+    for list in ["containers", "initContainers"] {
+        for c in each(spec, list) {
+            if let Some(limits) = c.pointer("/resources/limits").and_then(Value::as_object) {
+                let limits = limits.clone();
+                let resources = child(c, "resources");
+                let requests = child(resources, "requests");
+                for (name, limit) in limits {
+                    default(requests, &name, limit);
+                }
+            }
+            if host_network {
+                for port in each(c, "ports") {
+                    let unset = port.get("hostPort").is_none_or(|p| p.is_null() || p == 0);
+                    if unset && let Some(number) = port.get("containerPort").cloned() {
+                        port["hostPort"] = number;
+                    }
+                }
+            }
         }
     }
 }
@@ -164,7 +194,9 @@ pub fn pod_create(pod: &mut Value) {
     if !pod.is_object() {
         return;
     }
-    pod_spec(child(pod, "spec"));
+    let spec = child(pod, "spec");
+    pod_spec(spec);
+    pod_only(spec);
 }
 
 /// What upstream's admission plugins give a new Pod (its ServiceAccount's name, priority,
@@ -225,6 +257,7 @@ pub fn apply(group: &str, kind: &str, object: &mut Value) {
         ("", "Pod") => {
             if let Some(spec) = object.get_mut("spec") {
                 pod_spec(spec);
+                pod_only(spec);
             }
         }
         ("", "PodTemplate") => {
@@ -406,6 +439,32 @@ mod tests {
             pod["status"],
             json!({"phase": "Pending", "qosClass": "BestEffort"})
         );
+        assert_eq!(spec["enableServiceLinks"], true);
+    }
+
+    #[test]
+    fn pods_but_not_templates_get_service_links_requests_from_limits_and_host_ports() {
+        let spec = json!({"hostNetwork": true, "containers": [{
+            "name": "web", "image": "nginx", "ports": [{"containerPort": 8080}],
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}
+        }]});
+        let mut pod = json!({"metadata": {"name": "p"}, "spec": spec.clone()});
+        pod_create(&mut pod);
+        let c = &pod["spec"]["containers"][0];
+        assert_eq!(
+            c["resources"]["requests"],
+            json!({"cpu": "500m", "memory": "1Gi"})
+        );
+        assert_eq!(c["ports"][0]["hostPort"], 8080);
+        assert_eq!(pod["spec"]["enableServiceLinks"], true);
+
+        let mut deploy = json!({"spec": {"template": {"spec": spec}}});
+        apply("apps", "Deployment", &mut deploy);
+        let template = &deploy["spec"]["template"]["spec"];
+        assert!(template.get("enableServiceLinks").is_none(), "{template}");
+        let c = &template["containers"][0];
+        assert_eq!(c["resources"]["requests"], json!({"cpu": "500m"}));
+        assert!(c["ports"][0].get("hostPort").is_none());
     }
 
     #[test]

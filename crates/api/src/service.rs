@@ -65,9 +65,11 @@ pub fn default_service(service: &mut Value) {
             {
                 port["protocol"] = json!("TCP");
             }
-            if port.get("targetPort").is_none_or(Value::is_null)
-                && let Some(number) = port.get("port").cloned()
-            {
+            // Go holds the target port by value: zero and "" are unset.
+            let unset = port
+                .get("targetPort")
+                .is_none_or(|t| t.is_null() || t == 0 || t == "");
+            if unset && let Some(number) = port.get("port").cloned() {
                 port["targetPort"] = number;
             }
         }

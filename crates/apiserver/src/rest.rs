@@ -487,10 +487,8 @@ impl Rest {
                 tokio::time::sleep(SERVICE_ACCOUNT_RETRY).await;
             }
             account = self
-                .store
-                .get(&key, None)
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+                .admission_lookup("/registry/serviceaccounts/", &key)
+                .await?;
             if account.is_some() {
                 break;
             }
@@ -511,7 +509,6 @@ impl Rest {
                 ),
             ));
         };
-        let account = serde_json::from_slice::<Value>(&account.value).unwrap_or(Value::Null);
         let Some(spec) = pod.get_mut("spec") else {
             return Ok(());
         };
@@ -551,18 +548,30 @@ impl Rest {
         self.get(resource, &request).await
     }
 
+    /// The object stored under `key` (of the resource stored under `prefix`) for admission's
+    /// look-ups: from the watch cache when it has it, else from the store, as upstream's
+    /// admission reads its informers and falls back to a live read on a miss.
+    async fn admission_lookup(&self, prefix: &str, key: &str) -> Result<Option<Value>, ApiError> {
+        if let Some(cache) = self.caches.start(prefix)
+            && cache.is_ready()
+            && let Some(cached) = cache.object(key)
+        {
+            return Ok(Some(cached.value()));
+        }
+        let found = self
+            .store
+            .get(key, None)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(found.map(|kv| serde_json::from_slice(&kv.value).unwrap_or_default()))
+    }
+
     /// Fails unless the namespace exists and is not being deleted.
     async fn check_namespace(&self, namespace: &str) -> Result<(), ApiError> {
         let key = format!("/registry/namespaces/{namespace}");
-        let found = self
-            .store
-            .get(&key, None)
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let Some(kv) = found else {
+        let Some(object) = self.admission_lookup("/registry/namespaces/", &key).await? else {
             return Err(ApiError::not_found("", "namespaces", namespace));
         };
-        let object: Value = serde_json::from_slice(&kv.value).unwrap_or_default();
         if objects::str_at(&object, "/status/phase") == "Terminating" {
             let mut err = ApiError::forbidden("", "create", "", "namespaces", namespace, None, "");
             err.message = format!(
@@ -594,6 +603,7 @@ impl Rest {
             resource.kind,
             &mut object,
         );
+        cox_api::go_json::normalize(resource.group, resource.version, resource.kind, &mut object);
         // Admission's changes below (a pod's account and tolerations, its token volume, a
         // Service's addresses) are not the writer's, as upstream.
         crate::managed::record(resource, request, query, None, &mut object);
@@ -610,7 +620,10 @@ impl Rest {
         }
         let dry = dry_run(query)?;
         let key = resource.key(request.namespace.as_deref(), &name);
+        // A Service is looked for before its addresses are allocated; for everything else the
+        // store's create answers that the name is taken.
         if !dry
+            && is_service(resource)
             && self
                 .store
                 .get(&key, None)
@@ -943,6 +956,7 @@ impl Rest {
                 );
                 check_valid(resource, &new)?;
             }
+            cox_api::go_json::normalize(resource.group, resource.version, resource.kind, &mut new);
             crate::managed::record(resource, request, query, Some(&old), &mut new);
             let (taken, freed) = if is_service(resource) && scope == UpdateScope::Main {
                 self.services.prepare_update(&old, &mut new).await?

@@ -160,6 +160,16 @@ impl Cache {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// The object stored under `key`, if the cache has it.
+    pub fn object(&self, key: &str) -> Option<Arc<Cached>> {
+        self.read().objects.get(key).map(Arc::clone)
+    }
+
+    /// Whether the cache has loaded.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
     /// The objects under `prefix` and the revision they are at.
     pub fn list(&self, prefix: &str) -> (Vec<Arc<Cached>>, Revision) {
         let state = self.read();

@@ -451,11 +451,15 @@ fn cap_update_managers(managed: &mut Managed) {
 /// How deep [`zero`] follows required messages (guards recursive schemas).
 const ZERO_DEPTH: usize = 12;
 
-/// The JSON of an empty object of a kind, as Go writes it: each required field at its zero
-/// value (lists and maps as `null`, messages empty), and `metadata`, `spec` and `status`,
-/// which the API's types hold by value, present.
+/// The JSON of an empty object of a kind, as Go writes it ([`crate::go_json::empty`]). For a
+/// kind whose Go layout is not known: each required field at its zero value (lists and maps as
+/// `null`, messages empty), and `metadata`, `spec` and `status`, which the API's types hold by
+/// value, present.
 pub fn zero(message: &str) -> Value {
-    zero_at(message, ZERO_DEPTH)
+    match crate::schema::message(message) {
+        Some(found) if found.go_layout => crate::go_json::empty(message),
+        _ => zero_at(message, ZERO_DEPTH),
+    }
 }
 
 fn zero_at(message: &str, depth: usize) -> Value {

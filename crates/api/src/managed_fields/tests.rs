@@ -161,8 +161,12 @@ fn a_deployment_created_by_kubectl() {
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+            },
             "template": {
-                "metadata": {"labels": {"app": "web"}},
+                "metadata": {"labels": {"app": "web"}, "creationTimestamp": null},
                 "spec": {
                     "containers": [{
                         "name": "nginx",
@@ -194,6 +198,12 @@ fn a_deployment_created_by_kubectl() {
                 "f:replicas": {},
                 // A label selector is atomic.
                 "f:selector": {},
+                // Go holds the strategy by value, so an empty Deployment has one already: no
+                // ".", as upstream.
+                "f:strategy": {
+                    "f:rollingUpdate": {".": {}, "f:maxSurge": {}, "f:maxUnavailable": {}},
+                    "f:type": {},
+                },
                 "f:template": {
                     "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
                     "f:spec": {

@@ -7,9 +7,10 @@
 //! and `MicroTime` as RFC 3339 strings, `Quantity` as its string, `IntOrString` as a number or
 //! a string, `RawExtension` and `FieldsV1` as the JSON they carry, `bytes` as base64.
 //!
-//! Go writes fields that are not pointers even when empty; JSON leaves them out. So empty
-//! strings and zero times are left out here too (no API field gives an empty string a meaning
-//! an absent one lacks).
+//! Go writes fields that are not pointers to protobuf even when empty, where its JSON leaves
+//! them out. The fields of messages whose Go layout the schema knows are decoded as they come,
+//! and [`crate::go_json`] then gives the object the JSON Go writes of it (a pointer's empty
+//! string is kept, a value's is not). Elsewhere empty strings and zero times are left out.
 
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -301,7 +302,7 @@ fn decode_message(
                     _ => vec![scalar(kind, &wire).map_err(|e| field_error(message, field, e))?],
                 };
                 for value in values {
-                    put(&mut object, field, value);
+                    put(&mut object, message, field, value);
                 }
             }
             Kind::Message(name) => {
@@ -314,9 +315,9 @@ fn decode_message(
                         object.extend(inner);
                     }
                 } else if let Some(value) = value {
-                    put(&mut object, field, value);
+                    put(&mut object, message, field, value);
                 } else if field.repeated {
-                    put(&mut object, field, Value::Null);
+                    put(&mut object, message, field, Value::Null);
                 }
             }
             Kind::Map { key, value } => {
@@ -339,7 +340,7 @@ fn decode_message(
     Ok(object)
 }
 
-fn put(object: &mut Map<String, Value>, field: &Field, value: Value) {
+fn put(object: &mut Map<String, Value>, message: &Message, field: &Field, value: Value) {
     if field.repeated {
         match object
             .entry(field.json)
@@ -348,7 +349,7 @@ fn put(object: &mut Map<String, Value>, field: &Field, value: Value) {
             Value::Array(items) => items.push(value),
             other => *other = Value::Array(vec![value]),
         }
-    } else if value.as_str() != Some("") {
+    } else if message.go_layout || value.as_str() != Some("") {
         object.insert(field.json.to_owned(), value);
     }
 }
@@ -428,9 +429,11 @@ pub fn decode(body: &[u8]) -> Result<Value, DecodeError> {
     let message = schema::message(api_kind.message)
         .ok_or(DecodeError::Malformed("a kind whose message is missing"))?;
     let mut object = decode_message(message, raw, 0)?;
-    object.insert("apiVersion".into(), Value::String(api_version));
-    object.insert("kind".into(), Value::String(kind));
-    Ok(Value::Object(object))
+    object.insert("apiVersion".into(), Value::String(api_version.clone()));
+    object.insert("kind".into(), Value::String(kind.clone()));
+    let mut object = Value::Object(object);
+    crate::go_json::normalize(group, version, &kind, &mut object);
+    Ok(object)
 }
 
 #[cfg(test)]
@@ -490,7 +493,9 @@ mod tests {
             object,
             json!({
                 "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "settings", "labels": {"app": "web"}},
+                "metadata": {
+                    "name": "settings", "labels": {"app": "web"}, "creationTimestamp": null
+                },
                 "data": {"color": "blue"},
                 "binaryData": {"blob": "AAEC"},
             })

@@ -18,6 +18,9 @@ pub struct Message {
     pub fields: &'static [Field],
     /// `+structType` of the message: whether server-side apply replaces it whole.
     pub struct_type: Granularity,
+    /// Whether its fields' [`Field::held`] are known: they are for the messages of the kinds
+    /// served, not for the few others (CustomResourceDefinition, APIService).
+    pub go_layout: bool,
 }
 
 /// A field of a [`Message`].
@@ -37,6 +40,27 @@ pub struct Field {
     /// Required in OpenAPI. Go writes such a field even when it holds its zero value, so it is
     /// part of the JSON of an empty object (a list as `null`).
     pub required: bool,
+    /// How upstream's Go type holds the field; meaningful where the message's
+    /// [`Message::go_layout`] is known.
+    pub held: Held,
+}
+
+/// How upstream's Go type holds a field, which decides the JSON Go writes of it (see
+/// [`crate::go_json`]) and what a protobuf body's zero value means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// A value, list or map tagged `omitempty`: left out of JSON when zero or empty.
+    OmitEmpty,
+    /// A pointer tagged `omitempty`: left out when unset; a zero value that is set is kept.
+    Pointer,
+    /// A pointer without `omitempty`: `null` when unset.
+    PointerOrNull,
+    /// A value without `omitempty`: written even when zero.
+    Zero,
+    /// A list, map or bytes without `omitempty`: `null` when unset.
+    ListOrNull,
+    /// A struct held by value: always written, `{}` when empty (a time as `null`).
+    Struct,
 }
 
 /// A field's protobuf type.
@@ -230,7 +254,13 @@ impl Message {
             name,
             fields,
             struct_type: Granularity::Unspecified,
+            go_layout: false,
         }
+    }
+
+    const fn go_layout(mut self) -> Message {
+        self.go_layout = true;
+        self
     }
 
     const fn struct_type(mut self, granularity: Granularity) -> Message {
@@ -249,7 +279,13 @@ impl Field {
             repeated: false,
             patch: Patch::NONE,
             required: false,
+            held: Held::OmitEmpty,
         }
+    }
+
+    const fn held(mut self, held: Held) -> Field {
+        self.held = held;
+        self
     }
 
     const fn required(mut self) -> Field {
