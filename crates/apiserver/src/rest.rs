@@ -1195,7 +1195,7 @@ fn apply_mark(object: &mut Value, mark: Mark, finalizers: Option<Vec<String>>) {
 /// `metadata`. Objects are stored without it, encoded by serde_json with sorted keys, so
 /// `metadata` follows only `apiVersion` and `kind` (plain strings): the first `"metadata":{`
 /// is the top-level one. Anything else is refused (`None`) and takes the decoding path.
-fn splice_resource_version(stored: &[u8], revision: i64) -> Option<Bytes> {
+pub(crate) fn splice_resource_version(stored: &[u8], revision: i64) -> Option<Bytes> {
     const KEY: &[u8] = b"\"metadata\":{";
     let at = stored.windows(KEY.len()).position(|w| w == KEY)?;
     let before = &stored[..at];

@@ -46,6 +46,22 @@ pub struct Cached {
 impl Cached {
     fn from_kv(kv: &KeyValue, resource: &Resource) -> Option<Arc<Self>> {
         let mut object: Value = serde_json::from_slice(&kv.value).ok()?;
+        // The stored bytes with the revision spliced in, rather than encoded again, unless
+        // they carry a resourceVersion of their own (a foreign writer's).
+        let spliced = object
+            .pointer("/metadata/resourceVersion")
+            .is_none()
+            .then(|| crate::rest::splice_resource_version(&kv.value, kv.mod_revision))
+            .flatten();
+        if let Some(json) = spliced {
+            return Some(Arc::new(Self::with_json(
+                kv.key.clone(),
+                kv.mod_revision,
+                json,
+                &object,
+                resource,
+            )));
+        }
         crate::objects::set_resource_version(&mut object, kv.mod_revision);
         Some(Arc::new(Self::new(
             kv.key.clone(),
@@ -56,12 +72,23 @@ impl Cached {
     }
 
     pub fn new(key: String, revision: Revision, object: &Value, resource: &Resource) -> Self {
-        let labels = cox_api::labels::from_json(object.pointer("/metadata/labels"));
+        let json = Bytes::from(serde_json::to_vec(object).unwrap_or_default());
+        Self::with_json(key, revision, json, object, resource)
+    }
+
+    /// An entry whose encoding (`json`, with its resourceVersion) is already made.
+    fn with_json(
+        key: String,
+        revision: Revision,
+        json: Bytes,
+        object: &Value,
+        resource: &Resource,
+    ) -> Self {
         Self {
             key,
             revision,
-            json: Bytes::from(serde_json::to_vec(object).unwrap_or_default()),
-            labels,
+            json,
+            labels: cox_api::labels::from_json(object.pointer("/metadata/labels")),
             fields: cox_api::fields::fields_of(resource.group, resource.plural, object),
         }
     }

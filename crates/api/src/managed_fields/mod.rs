@@ -323,9 +323,9 @@ fn ignored(scope: Scope, object: &Value) -> FieldSet {
 /// entries show up as removed; no manager owns them, so that takes nothing from anyone.
 fn compared(old: &Value, new: &Value, ty: Type, ignore: &FieldSet) -> Result<Comparison, String> {
     let mut comparison = compare::compare(old, new, ty)?;
-    comparison.added = comparison.added.recursive_difference(ignore);
-    comparison.modified = comparison.modified.recursive_difference(ignore);
-    comparison.removed = comparison.removed.recursive_difference(ignore);
+    comparison.added.subtract(ignore, true);
+    comparison.modified.subtract(ignore, true);
+    comparison.removed.subtract(ignore, true);
     Ok(comparison)
 }
 
@@ -348,34 +348,44 @@ fn updated(
             &empty
         }
     };
-    let ignore = ignored(scope, new).union(&ignored(scope, old));
+    let mut ignore = ignored(scope, new);
+    ignore.merge(&ignored(scope, old));
     let comparison = compared(old, new, ty, &ignore)?;
     // Every manager loses what this write changed or removed, each judged at its version.
-    let mut at_versions: BTreeMap<String, Option<Comparison>> = BTreeMap::new();
-    at_versions.insert(operation.api_version.to_owned(), Some(comparison.clone()));
+    let mut other_versions: BTreeMap<String, Option<Comparison>> = BTreeMap::new();
     for entry in managed.values_mut() {
-        if !at_versions.contains_key(&entry.api_version) {
-            let other = match (
-                at_version(old, &entry.api_version),
-                at_version(new, &entry.api_version),
-            ) {
-                (Some(old), Some(new)) => Some(compared(&old, &new, ty, &ignore)?),
-                _ => None,
+        let theirs = if entry.api_version == operation.api_version {
+            &comparison
+        } else {
+            if !other_versions.contains_key(&entry.api_version) {
+                let other = match (
+                    at_version(old, &entry.api_version),
+                    at_version(new, &entry.api_version),
+                ) {
+                    (Some(old), Some(new)) => Some(compared(&old, &new, ty, &ignore)?),
+                    _ => None,
+                };
+                other_versions.insert(entry.api_version.clone(), other);
+            }
+            let Some(Some(theirs)) = other_versions.get(&entry.api_version) else {
+                continue;
             };
-            at_versions.insert(entry.api_version.clone(), other);
-        }
-        let Some(Some(theirs)) = at_versions.get(&entry.api_version) else {
-            continue;
+            theirs
         };
-        let taken = theirs.modified.union(&theirs.added);
-        entry.fields = entry.fields.difference(&taken).difference(&theirs.removed);
+        entry.fields.subtract(&theirs.modified, false);
+        entry.fields.subtract(&theirs.added, false);
+        entry.fields.subtract(&theirs.removed, false);
     }
     managed.retain(|_, entry| !entry.fields.is_empty());
     // This write's own fields (the comparison already left out what the scope ignores).
-    let own = comparison
-        .modified
-        .union(&comparison.added)
-        .difference(&server_owned());
+    let Comparison {
+        mut modified,
+        added,
+        ..
+    } = comparison;
+    modified.merge(&added);
+    let mut own = modified;
+    own.subtract(&server_owned(), false);
     if !own.is_empty() {
         let identity = Identity {
             manager: operation.manager.to_owned(),
@@ -383,10 +393,10 @@ fn updated(
             api_version: operation.api_version.to_owned(),
             subresource: operation.subresource.to_owned(),
         };
-        let fields = match managed.get(&identity) {
-            Some(previous) => own.union(&previous.fields),
-            None => own,
-        };
+        if let Some(previous) = managed.get(&identity) {
+            own.merge(&previous.fields);
+        }
+        let fields = own;
         managed.insert(
             identity,
             Entry {

@@ -64,15 +64,38 @@ impl FieldSet {
 
     pub fn union(&self, other: &FieldSet) -> FieldSet {
         let mut out = self.clone();
-        out.member |= other.member;
-        for (element, theirs) in &other.children {
-            let merged = match out.children.get(element) {
-                Some(ours) => ours.union(theirs),
-                None => theirs.clone(),
-            };
-            out.children.insert(element.clone(), merged);
-        }
+        out.merge(other);
         out
+    }
+
+    /// Adds `other`'s members to this set, in place.
+    pub fn merge(&mut self, other: &FieldSet) {
+        self.member |= other.member;
+        for (element, theirs) in &other.children {
+            match self.children.get_mut(element) {
+                Some(ours) => ours.merge(theirs),
+                None => {
+                    self.children.insert(element.clone(), theirs.clone());
+                }
+            }
+        }
+    }
+
+    /// Takes `other`'s members out of this set, in place; with `recursive`, also every path
+    /// under one of them.
+    pub fn subtract(&mut self, other: &FieldSet, recursive: bool) {
+        if other.member {
+            self.member = false;
+        }
+        self.children
+            .retain(|element, ours| match other.children.get(element) {
+                Some(theirs) if recursive && theirs.member => false,
+                Some(theirs) => {
+                    ours.subtract(theirs, recursive);
+                    !ours.is_empty()
+                }
+                None => true,
+            });
     }
 
     /// The members of `self` that are not members of `other`. A path in `other` takes away
