@@ -199,6 +199,28 @@ pub fn pod_create(pod: &mut Value) {
     pod_only(spec);
 }
 
+/// What upstream's Job strategy gives a new Job unless it asks for a manual selector: its
+/// template labelled with the Job's name and uid (both under their legacy and their
+/// `batch.kubernetes.io/` names), and a selector on the uid. Labels and a selector the Job
+/// already has are kept (validation judges them). Needs the Job's uid.
+pub fn job_create(job: &mut Value) {
+    if !job.is_object() || job.pointer("/spec/manualSelector") == Some(&json!(true)) {
+        return;
+    }
+    let name = job.pointer("/metadata/name").cloned().unwrap_or(json!(""));
+    let uid = job.pointer("/metadata/uid").cloned().unwrap_or(json!(""));
+    let spec = child(job, "spec");
+    let labels = child(child(child(spec, "template"), "metadata"), "labels");
+    for key in ["job-name", "batch.kubernetes.io/job-name"] {
+        default(labels, key, name.clone());
+    }
+    for key in ["controller-uid", "batch.kubernetes.io/controller-uid"] {
+        default(labels, key, uid.clone());
+    }
+    let selector = child(child(spec, "selector"), "matchLabels");
+    default(selector, "batch.kubernetes.io/controller-uid", uid);
+}
+
 /// What upstream's admission plugins give a new Pod (its ServiceAccount's name, priority,
 /// the default tolerations), and its first status.
 pub fn pod_admission(pod: &mut Value) {
@@ -346,8 +368,13 @@ pub fn apply(group: &str, kind: &str, object: &mut Value) {
             default(spec, "backoffLimit", json!(6));
             default(spec, "completionMode", json!("NonIndexed"));
             default(spec, "suspend", json!(false));
-            default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
-            default(spec, "manualSelector", Value::Null);
+            let replacement = if spec.get("podFailurePolicy").is_none_or(Value::is_null) {
+                "TerminatingOrFailed"
+            } else {
+                "Failed"
+            };
+            default(spec, "podReplacementPolicy", json!(replacement));
+            default(spec, "manualSelector", json!(false));
             template(object);
         }
         ("batch", "CronJob") => {
@@ -440,6 +467,31 @@ mod tests {
             json!({"phase": "Pending", "qosClass": "BestEffort"})
         );
         assert_eq!(spec["enableServiceLinks"], true);
+    }
+
+    #[test]
+    fn a_new_job_selects_its_pods_by_its_uid_unless_it_asks_for_a_manual_selector() {
+        let mut job = json!({"metadata": {"name": "pi", "uid": "u-1"},
+            "spec": {"template": {"metadata": {"labels": {"job-name": "mine"}},
+                                  "spec": {"containers": []}}}});
+        apply("batch", "Job", &mut job);
+        assert_eq!(job["spec"]["manualSelector"], false);
+        job_create(&mut job);
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"],
+            json!({"job-name": "mine", "batch.kubernetes.io/job-name": "pi",
+                   "controller-uid": "u-1", "batch.kubernetes.io/controller-uid": "u-1"})
+        );
+        assert_eq!(
+            job["spec"]["selector"],
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}})
+        );
+
+        let mut manual = json!({"metadata": {"name": "m", "uid": "u-2"},
+            "spec": {"manualSelector": true, "selector": {"matchLabels": {"a": "b"}}}});
+        let before = manual.clone();
+        job_create(&mut manual);
+        assert_eq!(manual, before);
     }
 
     #[test]

@@ -609,6 +609,8 @@ impl Rest {
         crate::managed::record(resource, request, query, None, &mut object);
         if resource.group.is_empty() && resource.plural == "pods" {
             cox_api::defaults::pod_admission(&mut object);
+        } else if resource.group == "batch" && resource.plural == "jobs" {
+            cox_api::defaults::job_create(&mut object);
         }
         check_valid(resource, &object)?;
         let name = objects::str_at(&object, "/metadata/name").to_owned();

@@ -67,7 +67,9 @@ fn error_policy(role: Arc<ClusterRole>, error: &Error, ctx: Arc<Context>) -> Act
 pub async fn run(client: Client) {
     let api = Api::<ClusterRole>::all(client.clone());
     let controller = Controller::new(api.clone(), watcher::Config::default());
-    // Any change of any ClusterRole may change what an aggregated one gathers.
+    // Any change of any ClusterRole may change what an aggregated one gathers. A (re-)list
+    // asks again for every aggregated role it holds, once the whole list is in the cache:
+    // the controller's own watch may have judged a role against a cache not yet filled.
     let (roles, changes) = crate::informer::watch_with(
         api,
         watcher::Config::default(),
@@ -78,6 +80,9 @@ pub async fn run(client: Client) {
                 .filter(|r| r.aggregation_rule.is_some())
                 .map(|r| ObjectRef::new(&r.name_any()))
                 .collect(),
+            Event::InitApply(role) if role.aggregation_rule.is_some() => {
+                vec![ObjectRef::new(&role.name_any())]
+            }
             _ => Vec::new(),
         },
     );

@@ -816,6 +816,32 @@ fn typed_create_commands_work() {
         "nginx"
     );
     assert_eq!(deploy["spec"]["selector"]["matchLabels"]["app"], "web");
+    // Go's zero values in the protobuf body are not kept; what Go always writes is there.
+    let spec = &deploy["spec"];
+    assert!(spec.get("paused").is_none(), "{spec}");
+    assert!(spec.get("minReadySeconds").is_none(), "{spec}");
+    assert!(spec["template"]["spec"].get("hostIPC").is_none(), "{spec}");
+    assert!(
+        spec["template"]["spec"].get("enableServiceLinks").is_none(),
+        "{spec}"
+    );
+    assert!(
+        spec["template"]["metadata"].get("generation").is_none(),
+        "{spec}"
+    );
+    assert_eq!(
+        spec["template"]["metadata"]["creationTimestamp"],
+        serde_json::Value::Null
+    );
+    assert!(
+        spec["template"]["metadata"]
+            .get("creationTimestamp")
+            .is_some()
+    );
+    assert_eq!(
+        spec["template"]["spec"]["containers"][0]["resources"],
+        serde_json::json!({})
+    );
     cluster.ok(&["create", "service", "nodeport", "np", "--tcp=80:8080"]);
     let svc = json(&cluster.ok(&["get", "service", "np", "-o", "json"]));
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
@@ -826,6 +852,18 @@ fn typed_create_commands_work() {
         job["spec"]["template"]["spec"]["containers"][0]["command"],
         serde_json::json!(["echo", "hi"])
     );
+    // The Job's selector and its template's labels are made from its uid, as upstream.
+    let uid = job["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(
+        job["spec"]["selector"],
+        serde_json::json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
+    );
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["labels"],
+        serde_json::json!({"batch.kubernetes.io/controller-uid": uid, "controller-uid": uid,
+                           "batch.kubernetes.io/job-name": "j1", "job-name": "j1"})
+    );
+    assert_eq!(job["spec"]["manualSelector"], false);
     cluster.ok(&["create", "serviceaccount", "sa1"]);
     cluster.ok(&["create", "role", "r1", "--verb=get", "--resource=pods"]);
     cluster.ok(&[

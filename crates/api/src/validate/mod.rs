@@ -186,7 +186,9 @@ fn workload(object: &Value, kind: &str) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let template_labels = object.pointer("/spec/template/metadata/labels");
     let selector = object.pointer("/spec/selector");
-    if kind != "ReplicationController" && kind != "Job" {
+    // A ReplicationController's selector defaults to its template's labels; a Job's is made
+    // on create (`defaults::job_create`), so an update without one is refused here.
+    if kind != "ReplicationController" {
         match selector {
             None | Some(Value::Null) => errors.push(FieldError::required("spec.selector", "")),
             Some(selector) => match Selector::from_label_selector(selector) {
@@ -391,7 +393,9 @@ mod tests {
             ),
             ["spec.selector: Required value"]
         );
-        let job = json!({"spec": {"template": {"spec": {"restartPolicy": "Always", "containers": [{"name": "a", "image": "x"}]}}}});
+        let job = json!({"spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+            "metadata": {"labels": {"a": "b"}},
+            "spec": {"restartPolicy": "Always", "containers": [{"name": "a", "image": "x"}]}}}});
         assert_eq!(
             messages("batch", "Job", job),
             [
