@@ -286,10 +286,6 @@ impl Rest {
         }))
     }
 
-    /// A list without selectors as JSON bytes, spliced from the stored (or cached) encodings
-    /// instead of decoding and re-encoding every object: the common `GET .../pods`. `None`
-    /// when the request needs the general path (selectors, or an object whose encoding this
-    /// cannot splice).
     /// The watch cache to serve a list from, and the revision its answer is at least at;
     /// `None` when the list must read the store.
     ///
@@ -336,6 +332,10 @@ impl Rest {
         }
     }
 
+    /// A list without selectors as JSON bytes, spliced from the stored (or cached) encodings
+    /// instead of decoding and re-encoding every object: the common `GET .../pods`. `None`
+    /// when the request needs the general path (selectors, or an object whose encoding this
+    /// cannot splice).
     pub async fn list_bytes(
         &self,
         resource: &Resource,
@@ -959,6 +959,11 @@ impl Rest {
                 check_valid(resource, &new)?;
             }
             cox_api::go_json::normalize(resource.group, resource.version, resource.kind, &mut new);
+            // A PUT or PATCH of the main resource; not a binding, which writes the pod too.
+            let users_update = matches!(request.verb.as_str(), "update" | "patch");
+            if scope == UpdateScope::Main && request.subresource.is_empty() && users_update {
+                check_valid_update(resource, &old, &new)?;
+            }
             crate::managed::record(resource, request, query, Some(&old), &mut new);
             let (taken, freed) = if is_service(resource) && scope == UpdateScope::Main {
                 self.services.prepare_update(&old, &mut new).await?
@@ -1258,6 +1263,25 @@ fn check_valid(resource: &Resource, object: &Value) -> Result<(), ApiError> {
         resource.group,
         resource.kind,
         name,
+        &errors,
+    ))
+}
+
+/// What an update of the main resource may not change (`validate_update`). The stored object
+/// is judged as this server now defaults and writes it, so that one stored by an older
+/// version is not taken for a change.
+fn check_valid_update(resource: &Resource, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let mut before = old.clone();
+    cox_api::defaults::apply(resource.group, resource.kind, &mut before);
+    cox_api::go_json::normalize(resource.group, resource.version, resource.kind, &mut before);
+    let errors = cox_api::validate::validate_update(resource.group, resource.kind, &before, new);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        resource.group,
+        resource.kind,
+        objects::str_at(new, "/metadata/name"),
         &errors,
     ))
 }

@@ -1837,3 +1837,56 @@ fn pods_need_their_service_account() {
         );
     }
 }
+
+/// What an update may not change is refused with upstream's 422, and what it may change goes
+/// through: a Deployment's selector, a pod's spec beyond its images, an immutable ConfigMap.
+#[test]
+fn updates_may_not_change_what_upstream_keeps_fixed() {
+    let cluster = Cluster::start();
+    cluster.ok(&["create", "deployment", "web", "--image=nginx"]);
+    let err = cluster.fails(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"selector":{"matchLabels":{"app":"other"}},"template":{"metadata":{"labels":{"app":"other"}}}}}"#,
+    ]);
+    assert!(
+        err.contains(r#"The Deployment "web" is invalid: spec.selector: Invalid value"#)
+            && err.contains("field is immutable"),
+        "{err}"
+    );
+    cluster.ok(&["scale", "deployment", "web", "--replicas=2"]);
+
+    cluster.ok(&["run", "p", "--image=nginx:1.25"]);
+    cluster.ok(&["set", "image", "pod/p", "p=nginx:1.26"]);
+    let err = cluster.fails(&["set", "env", "pod/p", "A=1"]);
+    assert!(
+        err.contains(r#"Pod "p" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`"#),
+        "{err}"
+    );
+    cluster.ok(&["label", "pod", "p", "tier=web"]);
+
+    cluster.ok(&["create", "configmap", "fixed", "--from-literal=a=1"]);
+    cluster.ok(&[
+        "patch",
+        "configmap",
+        "fixed",
+        "--type=merge",
+        "-p",
+        r#"{"immutable":true}"#,
+    ]);
+    let err = cluster.fails(&[
+        "patch",
+        "configmap",
+        "fixed",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"a":"2"}}"#,
+    ]);
+    assert!(
+        err.contains("data: Forbidden: field is immutable when `immutable` is set"),
+        "{err}"
+    );
+}

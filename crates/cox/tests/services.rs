@@ -678,10 +678,21 @@ fn pods_find_services_and_each_other_by_name() {
             if Instant::now() > deadline {
                 let (lookup, _) = nslookup(&cluster, "web.default.svc.cluster.local");
                 let table = cluster.exec("nft", &["list", "table", "ip", "cox-proxy"]);
+                let dns = cluster.kubectl(&[
+                    "get",
+                    "endpoints",
+                    "kube-dns",
+                    "-n",
+                    "kube-system",
+                    "-o",
+                    "yaml",
+                ]);
                 panic!(
-                    "{url}: {}\nnslookup: {lookup}\n{}\n{}",
+                    "{url}: {}\nnslookup: {lookup}\n{}\nkube-dns endpoints: {}{}\n{}",
                     String::from_utf8_lossy(&output.stderr),
                     cluster.ok(&["get", "endpointslices", "-A", "-o", "wide"]),
+                    String::from_utf8_lossy(&dns.stdout),
+                    String::from_utf8_lossy(&dns.stderr),
                     String::from_utf8_lossy(&table.stdout),
                 );
             }

@@ -9,6 +9,9 @@ use crate::labels::Selector;
 use crate::validation::{self, FieldError};
 
 mod kinds;
+mod update;
+
+pub use update::{POD_UPDATE_FORBIDDEN, validate_update};
 
 const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
 const DNS_POLICIES: &[&str] = &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];

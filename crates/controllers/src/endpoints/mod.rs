@@ -42,6 +42,9 @@ pub enum Error {
     CacheStopped,
 }
 
+/// How often a Service without selector is mirrored again when nothing changed.
+const MIRROR_RESYNC: std::time::Duration = std::time::Duration::from_secs(20);
+
 struct Context {
     client: Client,
     pods: Store<Pod>,
@@ -102,6 +105,11 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
         sync_slices(&ctx, &service, slices::MIRRORED_BY, mirrored)
             .await
             .map_err(api_error("mirroring endpoints"))?;
+        ctx.backoff.succeeded(&describe);
+        // A Service without selector (kube-dns, `kubernetes`) is looked at again now and
+        // then, as upstream's informers resync: its Endpoints are written by someone else,
+        // and a missed change would leave its slices stale for good.
+        return Ok(Action::requeue(MIRROR_RESYNC));
     }
     ctx.backoff.succeeded(&describe);
     Ok(Action::await_change())

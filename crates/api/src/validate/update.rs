@@ -1,0 +1,347 @@
+//! What an update may not change, as upstream's `ValidateUpdate` of each kind refuses it: a
+//! workload's selector, a running pod's spec beyond its images and a few more, a Job's
+//! template, the data of an immutable ConfigMap or Secret, a binding's role.
+
+use serde_json::Value;
+
+use crate::validation::FieldError;
+
+/// What upstream says when a pod update changes more than it may.
+pub const POD_UPDATE_FORBIDDEN: &str = "pod updates may not change fields other than \
+    `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,\
+    `spec.tolerations` (only additions to existing tolerations),\
+    `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// The problems of replacing `old` by `new` (both of kind `kind` of `group`, both valid on
+/// their own).
+pub fn validate_update(group: &str, kind: &str, old: &Value, new: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    match (group, kind) {
+        ("", "Pod") => errors.extend(pod(old, new)),
+        ("", "ConfigMap") => errors.extend(immutable_data(old, new, &["data", "binaryData"])),
+        ("", "Secret") => {
+            errors.extend(unchanged(old, new, "type"));
+            errors.extend(immutable_data(old, new, &["data", "stringData"]));
+        }
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => {
+            errors.extend(unchanged(old, new, "spec.selector"));
+        }
+        ("apps", "StatefulSet") => {
+            errors.extend(unchanged(old, new, "spec.selector"));
+            errors.extend(stateful_set(old, new));
+        }
+        ("batch", "Job") => errors.extend(job(old, new)),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding")
+            if at(old, "roleRef") != at(new, "roleRef") =>
+        {
+            errors.push(FieldError::invalid_raw(
+                "roleRef",
+                shown(at(new, "roleRef")),
+                "cannot change roleRef",
+            ));
+        }
+        _ => {}
+    }
+    errors
+}
+
+/// The value at a dotted path (`spec.selector`), `Null` when absent.
+fn at<'a>(object: &'a Value, path: &str) -> &'a Value {
+    path.split('.')
+        .try_fold(object, |value, key| value.get(key))
+        .unwrap_or(&Value::Null)
+}
+
+fn shown(value: &Value) -> String {
+    match value {
+        Value::String(text) => format!("{text:?}"),
+        other => other.to_string(),
+    }
+}
+
+/// `field is immutable` when the value at `path` changed.
+fn unchanged(old: &Value, new: &Value, path: &str) -> Option<FieldError> {
+    let (before, after) = (at(old, path), at(new, path));
+    (before != after).then(|| FieldError::invalid_raw(path, shown(after), "field is immutable"))
+}
+
+/// A ConfigMap's or Secret's data once it is `immutable: true`.
+fn immutable_data(old: &Value, new: &Value, fields: &[&str]) -> Vec<FieldError> {
+    const DETAIL: &str = "field is immutable when `immutable` is set";
+    if old["immutable"] != true {
+        return Vec::new();
+    }
+    let mut errors = Vec::new();
+    if new["immutable"] != true {
+        errors.push(FieldError::forbidden("immutable", DETAIL));
+    }
+    for field in fields {
+        if at(old, field) != at(new, field) {
+            errors.push(FieldError::forbidden(field, DETAIL));
+        }
+    }
+    errors
+}
+
+/// A pod's spec may change only in its containers' images, its active deadline, added
+/// tolerations, a negative grace period set to 1, and removed scheduling gates.
+fn pod(old: &Value, new: &Value) -> Option<FieldError> {
+    let (Some(before), Some(after)) = (old.get("spec"), new.get("spec")) else {
+        return None;
+    };
+    let mut allowed = after.clone();
+    for list in ["containers", "initContainers"] {
+        let (Some(theirs), Some(ours)) = (
+            before.get(list).and_then(Value::as_array),
+            allowed.get_mut(list).and_then(Value::as_array_mut),
+        ) else {
+            continue;
+        };
+        if theirs.len() != ours.len() {
+            continue;
+        }
+        for (was, is) in theirs.iter().zip(ours.iter_mut()) {
+            if let (Some(image), Some(map)) = (was.get("image"), is.as_object_mut()) {
+                map.insert("image".into(), image.clone());
+            }
+        }
+    }
+    let spec = allowed.as_object_mut()?;
+    let mut take_old = |key: &str| match before.get(key) {
+        Some(value) => {
+            spec.insert(key.into(), value.clone());
+        }
+        None => {
+            spec.remove(key);
+        }
+    };
+    take_old("activeDeadlineSeconds");
+    let list = |spec: &Value, key: &str| -> Vec<Value> {
+        spec.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (old_tolerations, new_tolerations) =
+        (list(before, "tolerations"), list(after, "tolerations"));
+    if old_tolerations.iter().all(|t| new_tolerations.contains(t)) {
+        take_old("tolerations");
+    }
+    let (old_gates, new_gates) = (
+        list(before, "schedulingGates"),
+        list(after, "schedulingGates"),
+    );
+    if new_gates.iter().all(|g| old_gates.contains(g)) {
+        take_old("schedulingGates");
+    }
+    let old_grace = before
+        .get("terminationGracePeriodSeconds")
+        .and_then(Value::as_i64);
+    let new_grace = after
+        .get("terminationGracePeriodSeconds")
+        .and_then(Value::as_i64);
+    if old_grace.is_some_and(|g| g < 0) && new_grace == Some(1) {
+        take_old("terminationGracePeriodSeconds");
+    }
+    (&allowed != before).then(|| FieldError::forbidden("spec", POD_UPDATE_FORBIDDEN))
+}
+
+/// A StatefulSet's spec may change only in the fields upstream lists.
+fn stateful_set(old: &Value, new: &Value) -> Option<FieldError> {
+    const MUTABLE: &[&str] = &[
+        "replicas",
+        "ordinals",
+        "template",
+        "updateStrategy",
+        "revisionHistoryLimit",
+        "persistentVolumeClaimRetentionPolicy",
+        "minReadySeconds",
+        // Checked on its own, with its own message.
+        "selector",
+    ];
+    let strip = |spec: &Value| -> Value {
+        let mut spec = spec.clone();
+        if let Some(map) = spec.as_object_mut() {
+            map.retain(|key, _| !MUTABLE.contains(&key.as_str()));
+        }
+        spec
+    };
+    (strip(at(old, "spec")) != strip(at(new, "spec"))).then(|| {
+        FieldError::forbidden(
+            "spec",
+            "updates to statefulset spec for fields other than 'replicas', 'ordinals', \
+             'template', 'updateStrategy', 'revisionHistoryLimit', \
+             'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        )
+    })
+}
+
+/// A Job's selector, completion mode and failure policy never change; its template only in
+/// its scheduling directives, labels and annotations, and only while it is suspended and has
+/// not started; its completions only for an Indexed Job scaled with its parallelism.
+fn job(old: &Value, new: &Value) -> Vec<FieldError> {
+    let mut errors: Vec<FieldError> = [
+        "spec.selector",
+        "spec.completionMode",
+        "spec.podFailurePolicy",
+    ]
+    .into_iter()
+    .filter_map(|path| unchanged(old, new, path))
+    .collect();
+    let elastic = at(new, "spec.completionMode") == "Indexed"
+        && at(new, "spec.completions") == at(new, "spec.parallelism");
+    if !elastic && let Some(error) = unchanged(old, new, "spec.completions") {
+        errors.push(error);
+    }
+    let suspended_unstarted =
+        at(old, "spec.suspend") == true && at(old, "status.startTime").is_null();
+    let mut template = at(new, "spec.template").clone();
+    if suspended_unstarted {
+        let before = at(old, "spec.template");
+        for path in [
+            "metadata.labels",
+            "metadata.annotations",
+            "spec.nodeSelector",
+            "spec.affinity",
+            "spec.tolerations",
+            "spec.schedulingGates",
+        ] {
+            let (parent, key) = path.split_once('.').unwrap_or(("", path));
+            if let Some(map) = template.get_mut(parent).and_then(Value::as_object_mut) {
+                match before.get(parent).and_then(|p| p.get(key)) {
+                    Some(value) => {
+                        map.insert(key.into(), value.clone());
+                    }
+                    None => {
+                        map.remove(key);
+                    }
+                }
+            }
+        }
+    }
+    if &template != at(old, "spec.template") {
+        errors.push(FieldError::invalid_raw(
+            "spec.template",
+            "core.PodTemplateSpec{...}",
+            "field is immutable",
+        ));
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn messages(group: &str, kind: &str, old: &Value, new: &Value) -> Vec<String> {
+        validate_update(group, kind, old, new)
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.body()))
+            .collect()
+    }
+
+    #[test]
+    fn a_workloads_selector_never_changes() {
+        let old = json!({"spec": {"selector": {"matchLabels": {"app": "a"}}, "replicas": 1}});
+        let mut new = old.clone();
+        new["spec"]["replicas"] = json!(3);
+        assert!(messages("apps", "Deployment", &old, &new).is_empty());
+        new["spec"]["selector"] = json!({"matchLabels": {"app": "b"}});
+        assert_eq!(
+            messages("apps", "Deployment", &old, &new),
+            ["spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"b\"}}: field is immutable"]
+        );
+    }
+
+    #[test]
+    fn a_pod_changes_only_its_images_deadline_and_added_tolerations() {
+        let old = json!({"spec": {
+            "containers": [{"name": "a", "image": "x:1"}],
+            "tolerations": [{"key": "k", "operator": "Exists"}],
+            "restartPolicy": "Always"
+        }});
+        let mut new = old.clone();
+        new["spec"]["containers"][0]["image"] = json!("x:2");
+        new["spec"]["activeDeadlineSeconds"] = json!(30);
+        new["spec"]["tolerations"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"key": "j", "operator": "Exists"}));
+        assert!(messages("", "Pod", &old, &new).is_empty());
+
+        let mut env = new.clone();
+        env["spec"]["containers"][0]["env"] = json!([{"name": "A", "value": "1"}]);
+        assert_eq!(
+            messages("", "Pod", &old, &env),
+            [format!("spec: Forbidden: {POD_UPDATE_FORBIDDEN}")]
+        );
+        let mut fewer = new.clone();
+        fewer["spec"]["tolerations"] = json!([]);
+        assert_eq!(messages("", "Pod", &old, &fewer).len(), 1);
+    }
+
+    #[test]
+    fn immutable_configmaps_and_secrets_keep_their_data() {
+        let old = json!({"immutable": true, "data": {"a": "1"}});
+        let mut new = old.clone();
+        new["data"]["a"] = json!("2");
+        assert_eq!(
+            messages("", "ConfigMap", &old, &new),
+            ["data: Forbidden: field is immutable when `immutable` is set"]
+        );
+        let mutable = json!({"data": {"a": "1"}});
+        assert!(messages("", "ConfigMap", &mutable, &new).is_empty());
+        let secret = json!({"type": "Opaque"});
+        let retyped = json!({"type": "kubernetes.io/tls"});
+        assert_eq!(
+            messages("", "Secret", &secret, &retyped),
+            ["type: Invalid value: \"kubernetes.io/tls\": field is immutable"]
+        );
+    }
+
+    #[test]
+    fn a_jobs_template_changes_only_while_suspended_before_it_starts() {
+        let old = json!({"spec": {
+            "selector": {"matchLabels": {"u": "1"}},
+            "completions": 1,
+            "suspend": true,
+            "template": {"metadata": {"labels": {"u": "1"}},
+                         "spec": {"containers": [{"name": "a", "image": "x"}]}}
+        }});
+        let mut placed = old.clone();
+        placed["spec"]["template"]["spec"]["nodeSelector"] = json!({"zone": "a"});
+        assert!(messages("batch", "Job", &old, &placed).is_empty());
+        let mut started = old.clone();
+        started["status"]["startTime"] = json!("2025-01-01T00:00:00Z");
+        assert_eq!(
+            messages("batch", "Job", &started, &placed),
+            ["spec.template: Invalid value: core.PodTemplateSpec{...}: field is immutable"]
+        );
+        let mut imaged = old.clone();
+        imaged["spec"]["template"]["spec"]["containers"][0]["image"] = json!("y");
+        assert_eq!(messages("batch", "Job", &old, &imaged).len(), 1);
+        let mut more = old.clone();
+        more["spec"]["completions"] = json!(2);
+        assert_eq!(
+            messages("batch", "Job", &old, &more),
+            ["spec.completions: Invalid value: 2: field is immutable"]
+        );
+    }
+
+    #[test]
+    fn a_bindings_role_and_a_stateful_sets_other_fields_never_change() {
+        let old = json!({"roleRef": {"kind": "Role", "name": "a"}});
+        let new = json!({"roleRef": {"kind": "Role", "name": "b"}});
+        assert_eq!(
+            messages("rbac.authorization.k8s.io", "RoleBinding", &old, &new),
+            ["roleRef: Invalid value: {\"kind\":\"Role\",\"name\":\"b\"}: cannot change roleRef"]
+        );
+        let set = json!({"spec": {"serviceName": "s", "replicas": 1}});
+        let mut scaled = set.clone();
+        scaled["spec"]["replicas"] = json!(2);
+        assert!(messages("apps", "StatefulSet", &set, &scaled).is_empty());
+        scaled["spec"]["serviceName"] = json!("t");
+        assert_eq!(messages("apps", "StatefulSet", &set, &scaled).len(), 1);
+    }
+}
