@@ -17,14 +17,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::schema::{self, Held, Kind, MapValue, Message, OPAQUE, Scalar};
-
-const TIME: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.Time";
-const MICRO_TIME: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime";
-const QUANTITY: &str = "k8s.io.apimachinery.pkg.api.resource.Quantity";
-const INT_OR_STRING: &str = "k8s.io.apimachinery.pkg.util.intstr.IntOrString";
-const DURATION: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.Duration";
-const OBJECT_META: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+use crate::schema::{
+    self, DURATION, Held, INT_OR_STRING, Kind, MICRO_TIME, MapValue, Message, OBJECT_META, OPAQUE,
+    QUANTITY, Scalar, TIME,
+};
 
 /// Deeper than any API object nests; deeper values are left as they are.
 const MAX_DEPTH: usize = 64;

@@ -101,29 +101,15 @@ impl FieldSet {
     /// The members of `self` that are not members of `other`. A path in `other` takes away
     /// only itself, not the paths under it.
     pub fn difference(&self, other: &FieldSet) -> FieldSet {
-        self.without(other, false)
+        let mut out = self.clone();
+        out.subtract(other, false);
+        out
     }
 
     /// The members of `self` that neither are in `other` nor lie under one of its members.
     pub fn recursive_difference(&self, other: &FieldSet) -> FieldSet {
-        self.without(other, true)
-    }
-
-    fn without(&self, other: &FieldSet, recursive: bool) -> FieldSet {
-        let mut out = FieldSet {
-            member: self.member && !other.member,
-            children: BTreeMap::new(),
-        };
-        for (element, ours) in &self.children {
-            let left = match other.children.get(element) {
-                Some(theirs) if recursive && theirs.member => continue,
-                Some(theirs) => ours.without(theirs, recursive),
-                None => ours.clone(),
-            };
-            if !left.is_empty() {
-                out.children.insert(element.clone(), left);
-            }
-        }
+        let mut out = self.clone();
+        out.subtract(other, true);
         out
     }
 

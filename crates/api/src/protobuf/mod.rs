@@ -20,17 +20,12 @@ mod encode;
 pub use encode::{EncodeError, encode, encode_watch_event};
 
 use crate::schema::{self, Field, Kind, MapValue, Message, Scalar};
+pub(crate) use crate::schema::{
+    DURATION, FIELDS_V1, INT_OR_STRING, MICRO_TIME, QUANTITY, RAW_EXTENSION, TIME,
+};
 
 /// The first bytes of every Kubernetes protobuf body.
 pub const MAGIC: &[u8] = b"k8s\0";
-
-const TIME: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.Time";
-const MICRO_TIME: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime";
-const QUANTITY: &str = "k8s.io.apimachinery.pkg.api.resource.Quantity";
-const INT_OR_STRING: &str = "k8s.io.apimachinery.pkg.util.intstr.IntOrString";
-const RAW_EXTENSION: &str = "k8s.io.apimachinery.pkg.runtime.RawExtension";
-const FIELDS_V1: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1";
-const DURATION: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.Duration";
 
 /// Deeper nesting than any API object has; deeper input is refused, not recursed into.
 const MAX_DEPTH: usize = 64;

@@ -203,17 +203,27 @@ pub fn kinds() -> &'static [ApiKind] {
     generated::KINDS
 }
 
+// Messages whose JSON upstream writes by hand, by full proto name.
+pub const TIME: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.Time";
+pub const MICRO_TIME: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime";
+pub const DURATION: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.Duration";
+pub const FIELDS_V1: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1";
+pub const QUANTITY: &str = "k8s.io.apimachinery.pkg.api.resource.Quantity";
+pub const INT_OR_STRING: &str = "k8s.io.apimachinery.pkg.util.intstr.IntOrString";
+pub const RAW_EXTENSION: &str = "k8s.io.apimachinery.pkg.runtime.RawExtension";
+pub const OBJECT_META: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+
 /// Messages whose JSON is not an object of their fields but a string, a number or raw JSON
 /// (Time, Quantity, IntOrString, ...): validation does not look into them and patches replace
 /// them whole.
 pub const OPAQUE: &[&str] = &[
-    "k8s.io.apimachinery.pkg.apis.meta.v1.Time",
-    "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime",
-    "k8s.io.apimachinery.pkg.apis.meta.v1.Duration",
-    "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1",
-    "k8s.io.apimachinery.pkg.api.resource.Quantity",
-    "k8s.io.apimachinery.pkg.util.intstr.IntOrString",
-    "k8s.io.apimachinery.pkg.runtime.RawExtension",
+    TIME,
+    MICRO_TIME,
+    DURATION,
+    FIELDS_V1,
+    QUANTITY,
+    INT_OR_STRING,
+    RAW_EXTENSION,
     // CustomResourceDefinition schemas: raw JSON, or a schema that may also be a list or a bool.
     "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSON",
     "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray",
