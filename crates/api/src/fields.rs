@@ -178,7 +178,19 @@ fn text(value: Option<&Value>) -> String {
     }
 }
 
-/// The selectable fields of `object`, a `resource` of `group`, as strings.
+/// The parts of an object [`fields_of`] and label selectors read (its labels and
+/// resourceVersion too), for decoding only those.
+pub fn selected_paths(group: &str, resource: &str) -> crate::json_paths::Paths {
+    let fields = supported_fields(group, resource).iter().copied();
+    crate::json_paths::Paths::new(
+        ["metadata.labels", "metadata.resourceVersion"]
+            .into_iter()
+            .chain(fields),
+    )
+}
+
+/// The selectable fields of `object`, a `resource` of `group`, as strings. Reads only what
+/// [`selected_paths`] names.
 pub fn fields_of(group: &str, resource: &str, object: &Value) -> BTreeMap<&'static str, String> {
     let mut fields = BTreeMap::new();
     for &field in supported_fields(group, resource) {
@@ -287,5 +299,33 @@ mod tests {
                 .unwrap()
                 .matches(&fields)
         );
+    }
+
+    #[test]
+    fn selected_paths_hold_every_selectable_field() {
+        let pod = json!({
+            "metadata": {"name": "p", "namespace": "n", "labels": {"a": "b"}, "uid": "u"},
+            "spec": {"nodeName": "n1", "restartPolicy": "Never", "schedulerName": "s",
+                     "serviceAccountName": "sa", "hostNetwork": true, "containers": [{"name": "c"}]},
+            "status": {"phase": "Running", "podIP": "10.42.0.5", "nominatedNodeName": "n2"}
+        });
+        let event = json!({
+            "metadata": {"name": "e", "namespace": "n"},
+            "involvedObject": {"kind": "Pod", "namespace": "n", "name": "p", "uid": "u",
+                               "apiVersion": "v1", "resourceVersion": "5", "fieldPath": "spec"},
+            "reason": "Started", "reportingComponent": "kubelet",
+            "source": {"component": "kubelet", "host": "n1"}, "type": "Normal", "message": "m"
+        });
+        for (resource, object) in [("pods", pod), ("events", event)] {
+            let full = fields_of("", resource, &object);
+            let json = serde_json::to_vec(&object).unwrap();
+            let selected = selected_paths("", resource).decode(&json).unwrap();
+            assert_eq!(fields_of("", resource, &selected), full, "{resource}");
+            assert!(full.values().all(|v| !v.is_empty()), "{resource}: {full:?}");
+            assert_eq!(
+                selected.pointer("/metadata/labels"),
+                object.pointer("/metadata/labels")
+            );
+        }
     }
 }

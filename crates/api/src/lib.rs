@@ -35,6 +35,7 @@ pub mod deletion;
 pub mod fields;
 pub mod go_json;
 pub mod graceful;
+pub mod json_paths;
 pub mod labels;
 pub mod managed_fields;
 pub mod openapi;

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use cox_api::json_paths::Paths;
 use cox_api::registry::Resource;
 use cox_store::{Event, EventKind, KeyValue, ListOptions, Revision, Store};
 use serde_json::Value;
@@ -44,11 +45,13 @@ pub struct Cached {
 }
 
 impl Cached {
-    fn from_kv(kv: &KeyValue, resource: &Resource) -> Option<Arc<Self>> {
-        let mut object: Value = serde_json::from_slice(&kv.value).ok()?;
+    /// The entry of a stored object; `paths` are what selectors read of it
+    /// ([`cox_api::fields::selected_paths`]), the only parts decoded.
+    fn from_kv(kv: &KeyValue, resource: &Resource, paths: &Paths) -> Option<Arc<Self>> {
+        let selected = paths.decode(&kv.value).ok()?;
         // The stored bytes with the revision spliced in, rather than encoded again, unless
         // they carry a resourceVersion of their own (a foreign writer's).
-        let spliced = object
+        let spliced = selected
             .pointer("/metadata/resourceVersion")
             .is_none()
             .then(|| crate::rest::splice_resource_version(&kv.value, kv.mod_revision))
@@ -58,10 +61,11 @@ impl Cached {
                 kv.key.clone(),
                 kv.mod_revision,
                 json,
-                &object,
+                &selected,
                 resource,
             )));
         }
+        let mut object: Value = serde_json::from_slice(&kv.value).ok()?;
         crate::objects::set_resource_version(&mut object, kv.mod_revision);
         Some(Arc::new(Self::new(
             kv.key.clone(),
@@ -151,6 +155,8 @@ pub struct Cache {
     advanced: watch::Sender<Revision>,
     /// The resource whose objects these are (for its selectable fields).
     resource: &'static Resource,
+    /// What selectors read of its objects.
+    paths: Paths,
 }
 
 impl Cache {
@@ -266,7 +272,10 @@ impl Cache {
         let objects = list
             .kvs
             .iter()
-            .filter_map(|kv| Some((kv.key.clone(), Cached::from_kv(kv, self.resource)?)))
+            .filter_map(|kv| {
+                let cached = Cached::from_kv(kv, self.resource, &self.paths)?;
+                Some((kv.key.clone(), cached))
+            })
             .collect();
         let (sender, _) = broadcast::channel(LAG);
         let mut state = self.write();
@@ -282,10 +291,15 @@ impl Cache {
     }
 
     fn apply(&self, event: &Event) {
+        // Decoded before the lock is taken: readers wait only for the bookkeeping.
+        let put = match event.kind {
+            EventKind::Put => Cached::from_kv(&event.kv, self.resource, &self.paths),
+            EventKind::Delete => None,
+        };
         let mut state = self.write();
         let prev = state.objects.get(&event.kv.key).cloned();
         let cached = match event.kind {
-            EventKind::Put => match Cached::from_kv(&event.kv, self.resource) {
+            EventKind::Put => match put {
                 Some(cached) => {
                     state
                         .objects
@@ -419,6 +433,7 @@ impl WatchCaches {
             ready,
             advanced: watch::channel(0).0,
             resource,
+            paths: cox_api::fields::selected_paths(resource.group, resource.plural),
         });
         caches.insert(prefix.to_owned(), Arc::clone(&cache));
         tokio::spawn(feed(
