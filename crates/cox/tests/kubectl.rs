@@ -1889,4 +1889,37 @@ fn updates_may_not_change_what_upstream_keeps_fixed() {
         err.contains("data: Forbidden: field is immutable when `immutable` is set"),
         "{err}"
     );
+    let manifest = cluster.file(
+        "storage.yaml",
+        "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: slow}\n\
+         provisioner: example.com/disk\nparameters: {speed: slow}\n---\n\
+         apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data}\n\
+         spec: {accessModes: [ReadWriteOnce], storageClassName: slow, \
+         resources: {requests: {storage: 1Gi}}}\n",
+    );
+    cluster.ok(&["create", "-f", &manifest]);
+    let err = cluster.fails(&[
+        "patch",
+        "storageclass",
+        "slow",
+        "-p",
+        r#"{"parameters":{"speed":"fast"}}"#,
+    ]);
+    assert!(
+        err.contains(r#"The StorageClass "slow" is invalid: parameters: Forbidden: updates to parameters are forbidden."#),
+        "{err}"
+    );
+    cluster.ok(&["label", "storageclass", "slow", "tier=cold"]);
+    // A claim not yet bound may not grow either.
+    let err = cluster.fails(&[
+        "patch",
+        "pvc",
+        "data",
+        "-p",
+        r#"{"spec":{"resources":{"requests":{"storage":"2Gi"}}}}"#,
+    ]);
+    assert!(
+        err.contains("spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"),
+        "{err}"
+    );
 }

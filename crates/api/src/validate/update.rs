@@ -31,6 +31,26 @@ pub fn validate_update(group: &str, kind: &str, old: &Value, new: &Value) -> Vec
             errors.extend(stateful_set(old, new));
         }
         ("batch", "Job") => errors.extend(job(old, new)),
+        ("", "PersistentVolumeClaim") => errors.extend(claim(old, new)),
+        ("", "PersistentVolume") => errors.extend(volume(old, new)),
+        ("", "Node") => errors.extend(node(old, new)),
+        ("", "Service") => errors.extend(load_balancer_class(old, new)),
+        ("", "ResourceQuota") => errors.extend(quota_scopes(old, new)),
+        ("storage.k8s.io", "StorageClass") => errors.extend(storage_class(old, new)),
+        ("scheduling.k8s.io", "PriorityClass") => {
+            if at(old, "value") != at(new, "value") {
+                errors.push(FieldError::forbidden(
+                    "value",
+                    "may not be changed in an update.",
+                ));
+            }
+            errors.extend(unchanged(old, new, "preemptionPolicy"));
+        }
+        ("discovery.k8s.io", "EndpointSlice") => errors.extend(unchanged(old, new, "addressType")),
+        ("networking.k8s.io", "IngressClass") => {
+            errors.extend(unchanged(old, new, "spec.controller"));
+        }
+        ("apps", "ControllerRevision") => errors.extend(unchanged(old, new, "data")),
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding")
             if at(old, "roleRef") != at(new, "roleRef") =>
         {
@@ -63,6 +83,12 @@ fn shown(value: &Value) -> String {
 fn unchanged(old: &Value, new: &Value, path: &str) -> Option<FieldError> {
     let (before, after) = (at(old, path), at(new, path));
     (before != after).then(|| FieldError::invalid_raw(path, shown(after), "field is immutable"))
+}
+
+/// `error` reported at `field`: upstream names some fields without their `spec.` prefix.
+fn reported_at(mut error: FieldError, field: &str) -> FieldError {
+    field.clone_into(&mut error.field);
+    error
 }
 
 /// A ConfigMap's or Secret's data once it is `immutable: true`.
@@ -144,6 +170,219 @@ fn pod(old: &Value, new: &Value) -> Option<FieldError> {
         take_old("terminationGracePeriodSeconds");
     }
     (&allowed != before).then(|| FieldError::forbidden("spec", POD_UPDATE_FORBIDDEN))
+}
+
+/// A claim's spec is fixed but for its `volumeName` (set once, by the volume controller),
+/// a `storageClassName` set where there was none, and, once bound, its storage request
+/// (never below the capacity it has) and volume attributes class.
+fn claim(old: &Value, new: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let (before, after) = (at(old, "spec"), at(new, "spec"));
+    let mut allowed = after.clone();
+    if let Some(spec) = allowed.as_object_mut() {
+        let mut take_old = |key: &str| match before.get(key) {
+            Some(value) => {
+                spec.insert(key.into(), value.clone());
+            }
+            None => {
+                spec.remove(key);
+            }
+        };
+        if at(before, "volumeName").as_str().unwrap_or("").is_empty() {
+            take_old("volumeName");
+        }
+        let class_annotation = old
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get("volume.beta.kubernetes.io/storage-class"));
+        let new_class = after.get("storageClassName");
+        if before.get("storageClassName").is_none()
+            && new_class.is_some()
+            && class_annotation.is_none_or(|a| Some(a) == new_class)
+        {
+            take_old("storageClassName");
+        }
+        take_old("volumeAttributesClassName");
+        if at(old, "status.phase") == "Bound"
+            && let Some(requests) = spec
+                .get_mut("resources")
+                .and_then(|r| r.get_mut("requests"))
+                .and_then(Value::as_object_mut)
+        {
+            match at(before, "resources.requests.storage") {
+                Value::Null => requests.remove("storage"),
+                storage => requests.insert("storage".into(), storage.clone()),
+            };
+        }
+    }
+    if &allowed != before {
+        errors.push(FieldError::forbidden(
+            "spec",
+            "spec is immutable after creation except resources.requests and \
+             volumeAttributesClassName for bound claims",
+        ));
+    }
+    let storage = |object: &Value, path: &str| -> i64 {
+        serde_json::from_value(at(object, path).clone())
+            .ok()
+            .and_then(|q| crate::quantity::value(&q))
+            .unwrap_or(0)
+    };
+    let (old_size, new_size) = (
+        storage(old, "spec.resources.requests.storage"),
+        storage(new, "spec.resources.requests.storage"),
+    );
+    // Upstream's RecoverVolumeExpansionFailure (on by default in 1.33) lets a request shrink
+    // back, but not to the capacity the claim has.
+    if new_size < old_size && new_size <= storage(old, "status.capacity.storage") {
+        errors.push(FieldError::forbidden(
+            "spec.resources.requests.storage",
+            "field can not be less than status.capacity",
+        ));
+    }
+    errors.extend(unchanged(old, new, "spec.volumeMode").map(|e| reported_at(e, "volumeMode")));
+    if !at(before, "volumeAttributesClassName").is_null() {
+        match at(after, "volumeAttributesClassName") {
+            Value::Null => errors.push(FieldError::forbidden(
+                "spec.volumeAttributesClassName",
+                "update from non-nil value to nil is forbidden",
+            )),
+            Value::String(name) if name.is_empty() => errors.push(FieldError::forbidden(
+                "spec.volumeAttributesClassName",
+                "update from non-nil value to an empty string is forbidden",
+            )),
+            _ => {}
+        }
+    }
+    errors
+}
+
+/// The fields of a PersistentVolume's spec that are not its volume source.
+const VOLUME_SPEC_OTHER: &[&str] = &[
+    "accessModes",
+    "capacity",
+    "claimRef",
+    "mountOptions",
+    "nodeAffinity",
+    "persistentVolumeReclaimPolicy",
+    "storageClassName",
+    "volumeAttributesClassName",
+    "volumeMode",
+];
+
+/// A volume's source never changes (but for a CSI volume's expansion secret, which may be
+/// set once), nor its mode, nor its node affinity once it has one.
+fn volume(old: &Value, new: &Value) -> Vec<FieldError> {
+    let source = |object: &Value| -> Value {
+        let mut spec = at(object, "spec").clone();
+        if let Some(map) = spec.as_object_mut() {
+            map.retain(|key, _| !VOLUME_SPEC_OTHER.contains(&key.as_str()));
+        }
+        spec
+    };
+    let (before, mut after) = (source(old), source(new));
+    if at(&before, "csi.controllerExpandSecretRef").is_null()
+        && let Some(csi) = after.get_mut("csi").and_then(Value::as_object_mut)
+    {
+        csi.remove("controllerExpandSecretRef");
+    }
+    let mut errors = Vec::new();
+    if before != after {
+        errors.push(FieldError::forbidden(
+            "spec.persistentvolumesource",
+            "spec.persistentvolumesource is immutable after creation",
+        ));
+    }
+    errors.extend(unchanged(old, new, "spec.volumeMode").map(|e| reported_at(e, "volumeMode")));
+    if !at(old, "spec.nodeAffinity").is_null() {
+        errors.extend(
+            unchanged(old, new, "spec.nodeAffinity").map(|e| reported_at(e, "nodeAffinity")),
+        );
+    }
+    if !at(old, "spec.volumeAttributesClassName").is_null()
+        && at(new, "spec.volumeAttributesClassName").is_null()
+    {
+        errors.push(FieldError::forbidden(
+            "spec.volumeAttributesClassName",
+            "update from non-nil value to nil is forbidden",
+        ));
+    }
+    errors
+}
+
+/// A node's pod ranges and provider ID may be set once, then never change.
+fn node(old: &Value, new: &Value) -> Vec<FieldError> {
+    const CIDR: &str = "node updates may not change podCIDR except from \"\" to valid";
+    let mut errors = Vec::new();
+    let ranges = |object: &Value| -> Vec<Value> {
+        at(object, "spec.podCIDRs")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (before, after) = (ranges(old), ranges(new));
+    if !before.is_empty() {
+        if before.len() != after.len() {
+            errors.push(FieldError::forbidden("spec.podCIDRs", CIDR));
+        } else {
+            for _ in before.iter().zip(&after).filter(|(was, is)| was != is) {
+                errors.push(FieldError::forbidden("spec.podCIDRs", CIDR));
+            }
+        }
+    }
+    let provider = at(old, "spec.providerID").as_str().unwrap_or("");
+    if !provider.is_empty() && at(new, "spec.providerID").as_str() != Some(provider) {
+        errors.push(FieldError::forbidden(
+            "spec.providerID",
+            "node updates may not change providerID except from \"\" to valid",
+        ));
+    }
+    errors
+}
+
+/// A LoadBalancer Service keeps its load-balancer class.
+fn load_balancer_class(old: &Value, new: &Value) -> Option<FieldError> {
+    let balanced = |object: &Value| at(object, "spec.type") == "LoadBalancer";
+    let (before, after) = (
+        at(old, "spec.loadBalancerClass"),
+        at(new, "spec.loadBalancerClass"),
+    );
+    (balanced(old) && balanced(new) && before != after).then(|| {
+        FieldError::invalid_raw(
+            "spec.loadBalancerClass",
+            shown(after),
+            "may not change once set",
+        )
+    })
+}
+
+/// A quota's scopes, as a set, never change.
+fn quota_scopes(old: &Value, new: &Value) -> Option<FieldError> {
+    let scopes = |object: &Value| -> std::collections::BTreeSet<String> {
+        at(object, "spec.scopes")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    (scopes(old) != scopes(new)).then(|| {
+        FieldError::invalid_raw(
+            "spec.scopes",
+            shown(at(new, "spec.scopes")),
+            "field is immutable",
+        )
+    })
+}
+
+/// A StorageClass's parameters, provisioner, reclaim policy and binding mode never change.
+fn storage_class(old: &Value, new: &Value) -> Vec<FieldError> {
+    let mut errors: Vec<FieldError> = ["parameters", "provisioner", "reclaimPolicy"]
+        .into_iter()
+        .filter(|field| at(old, field) != at(new, field))
+        .map(|field| FieldError::forbidden(field, &format!("updates to {field} are forbidden.")))
+        .collect();
+    errors.extend(unchanged(old, new, "volumeBindingMode"));
+    errors
 }
 
 /// A StatefulSet's spec may change only in the fields upstream lists.
@@ -343,5 +582,129 @@ mod tests {
         assert!(messages("apps", "StatefulSet", &set, &scaled).is_empty());
         scaled["spec"]["serviceName"] = json!("t");
         assert_eq!(messages("apps", "StatefulSet", &set, &scaled).len(), 1);
+    }
+
+    #[test]
+    fn a_claim_changes_its_request_only_once_bound_and_never_below_its_capacity() {
+        let pending = json!({
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+            "status": {"phase": "Pending"}
+        });
+        let mut new = pending.clone();
+        new["spec"]["volumeName"] = json!("pv-1");
+        new["spec"]["storageClassName"] = json!("local-path");
+        assert!(messages("", "PersistentVolumeClaim", &pending, &new).is_empty());
+        new["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
+        let forbidden = "spec: Forbidden: spec is immutable after creation except \
+                         resources.requests and volumeAttributesClassName for bound claims";
+        assert_eq!(
+            messages("", "PersistentVolumeClaim", &pending, &new),
+            [forbidden]
+        );
+        let mut bound = pending.clone();
+        bound["spec"]["volumeName"] = json!("pv-1");
+        bound["spec"]["storageClassName"] = json!("local-path");
+        bound["status"] = json!({"phase": "Bound", "capacity": {"storage": "1Gi"}});
+        let mut grown = bound.clone();
+        grown["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
+        assert!(messages("", "PersistentVolumeClaim", &bound, &grown).is_empty());
+        let mut shrunk = bound.clone();
+        shrunk["spec"]["resources"]["requests"]["storage"] = json!("512Mi");
+        assert_eq!(
+            messages("", "PersistentVolumeClaim", &bound, &shrunk),
+            [
+                "spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"
+            ]
+        );
+        let mut renamed = bound.clone();
+        renamed["spec"]["volumeName"] = json!("pv-2");
+        renamed["spec"]["accessModes"] = json!(["ReadWriteMany"]);
+        assert_eq!(
+            messages("", "PersistentVolumeClaim", &bound, &renamed),
+            [forbidden]
+        );
+    }
+
+    #[test]
+    fn a_volumes_source_and_a_classes_settings_never_change() {
+        let pv = json!({"spec": {"hostPath": {"path": "/data"}, "capacity": {"storage": "1Gi"},
+                                 "persistentVolumeReclaimPolicy": "Retain"}});
+        let mut new = pv.clone();
+        new["spec"]["capacity"]["storage"] = json!("2Gi");
+        new["spec"]["claimRef"] = json!({"name": "c", "namespace": "default"});
+        assert!(messages("", "PersistentVolume", &pv, &new).is_empty());
+        new["spec"]["hostPath"]["path"] = json!("/other");
+        assert_eq!(
+            messages("", "PersistentVolume", &pv, &new),
+            [
+                "spec.persistentvolumesource: Forbidden: spec.persistentvolumesource is immutable after creation"
+            ]
+        );
+
+        let class = json!({"provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete",
+                           "volumeBindingMode": "WaitForFirstConsumer", "parameters": {"a": "b"}});
+        let mut new = class.clone();
+        new["allowVolumeExpansion"] = json!(true);
+        assert!(messages("storage.k8s.io", "StorageClass", &class, &new).is_empty());
+        new["parameters"] = json!({"a": "c"});
+        new["reclaimPolicy"] = json!("Retain");
+        new["volumeBindingMode"] = json!("Immediate");
+        assert_eq!(
+            messages("storage.k8s.io", "StorageClass", &class, &new),
+            [
+                "parameters: Forbidden: updates to parameters are forbidden.",
+                "reclaimPolicy: Forbidden: updates to reclaimPolicy are forbidden.",
+                "volumeBindingMode: Invalid value: \"Immediate\": field is immutable",
+            ]
+        );
+
+        let priority = json!({"value": 1000, "preemptionPolicy": "PreemptLowerPriority"});
+        let mut new = priority.clone();
+        new["description"] = json!("important");
+        assert!(messages("scheduling.k8s.io", "PriorityClass", &priority, &new).is_empty());
+        new["value"] = json!(2000);
+        assert_eq!(
+            messages("scheduling.k8s.io", "PriorityClass", &priority, &new),
+            ["value: Forbidden: may not be changed in an update."]
+        );
+    }
+
+    #[test]
+    fn set_once_fields_of_nodes_slices_and_services() {
+        let node = json!({"spec": {}});
+        let mut new = node.clone();
+        new["spec"]["podCIDRs"] = json!(["10.42.0.0/24"]);
+        new["spec"]["podCIDR"] = json!("10.42.0.0/24");
+        assert!(messages("", "Node", &node, &new).is_empty());
+        let mut moved = new.clone();
+        moved["spec"]["podCIDRs"] = json!(["10.42.1.0/24"]);
+        assert_eq!(
+            messages("", "Node", &new, &moved),
+            [
+                "spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid"
+            ]
+        );
+
+        let slice = json!({"addressType": "IPv4", "endpoints": []});
+        let mut new = slice.clone();
+        new["addressType"] = json!("IPv6");
+        assert_eq!(
+            messages("discovery.k8s.io", "EndpointSlice", &slice, &new),
+            ["addressType: Invalid value: \"IPv6\": field is immutable"]
+        );
+
+        let service = json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "a.io/lb"}});
+        let mut new = service.clone();
+        new["spec"]["loadBalancerClass"] = json!("b.io/lb");
+        assert_eq!(
+            messages("", "Service", &service, &new),
+            ["spec.loadBalancerClass: Invalid value: \"b.io/lb\": may not change once set"]
+        );
+        new["spec"]["type"] = json!("ClusterIP");
+        new["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("loadBalancerClass");
+        assert!(messages("", "Service", &service, &new).is_empty());
     }
 }
