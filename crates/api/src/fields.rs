@@ -189,6 +189,11 @@ pub fn selected_paths(group: &str, resource: &str) -> crate::json_paths::Paths {
     )
 }
 
+/// The value at a dotted path (`spec.nodeName`).
+fn dotted<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(object, |value, key| value.get(key))
+}
+
 /// The selectable fields of `object`, a `resource` of `group`, as strings. Reads only what
 /// [`selected_paths`] names.
 pub fn fields_of(group: &str, resource: &str, object: &Value) -> BTreeMap<&'static str, String> {
@@ -211,13 +216,9 @@ pub fn fields_of(group: &str, resource: &str, object: &Value) -> BTreeMap<&'stat
             ("jobs", "status.successful")
             | ("replicationcontrollers", "status.replicas")
             | ("replicasets", "status.replicas") => {
-                let pointer = format!("/{}", field.replace('.', "/"));
-                text(Some(object.pointer(&pointer).unwrap_or(&Value::from(0))))
+                text(Some(dotted(object, field).unwrap_or(&Value::from(0))))
             }
-            _ => {
-                let pointer = format!("/{}", field.replace('.', "/"));
-                text(object.pointer(&pointer))
-            }
+            _ => text(dotted(object, field)),
         };
         fields.insert(field, value);
     }

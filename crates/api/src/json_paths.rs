@@ -109,7 +109,7 @@ impl<'de> Visitor<'de> for Pruned<'_> {
 }
 
 /// An object's key, borrowed from the input where it has no escapes.
-struct Key<'de>(Cow<'de, str>);
+pub(crate) struct Key<'de>(pub(crate) Cow<'de, str>);
 
 impl<'de> de::Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

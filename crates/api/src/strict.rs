@@ -31,41 +31,65 @@ fn resolve(message: &'static Message, key: &str) -> Option<&'static Field> {
     message.resolve_json(key)
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
+/// Where a value sits in a document, as a chain back to its root: written out as upstream's
+/// path (`spec.containers[0].arg`) only for a field that is reported, so walking a valid
+/// body allocates no paths.
+#[derive(Clone, Copy)]
+enum At<'p> {
+    Root,
+    Key(&'p At<'p>, &'p str),
+    /// A list's item (`[0]`) or a map's value (`[name]`).
+    Item(&'p At<'p>, Subscript<'p>),
+}
+
+#[derive(Clone, Copy)]
+enum Subscript<'p> {
+    Index(usize),
+    Key(&'p str),
+}
+
+impl At<'_> {
+    fn render(&self) -> String {
+        match self {
+            At::Root => String::new(),
+            At::Key(parent, key) => match parent.render() {
+                path if path.is_empty() => (*key).to_owned(),
+                path => format!("{path}.{key}"),
+            },
+            At::Item(parent, Subscript::Index(i)) => format!("{}[{i}]", parent.render()),
+            At::Item(parent, Subscript::Key(k)) => format!("{}[{k}]", parent.render()),
+        }
     }
 }
 
-fn walk_value(name: &str, value: &Value, path: &str, unknown: &mut Vec<String>) {
+fn walk_value(name: &str, value: &Value, at: &At<'_>, unknown: &mut Vec<String>) {
     if OPAQUE.contains(&name) || name.contains("apiextensions") {
         return;
     }
     if let (Some(message), Value::Object(_)) = (schema::message(name), value) {
-        walk(message, value, path, unknown);
+        walk(message, value, at, unknown);
     }
 }
 
-fn walk(message: &'static Message, object: &Value, path: &str, unknown: &mut Vec<String>) {
+fn walk(message: &'static Message, object: &Value, parent: &At<'_>, unknown: &mut Vec<String>) {
     let Some(map) = object.as_object() else {
         return;
     };
+    let top = matches!(parent, At::Root);
     for (key, value) in map {
-        if path.is_empty() && (key == "apiVersion" || key == "kind") {
+        if top && (key == "apiVersion" || key == "kind") {
             continue;
         }
-        let at = join(path, key);
+        let at = At::Key(parent, key);
         let Some(field) = resolve(message, key) else {
-            unknown.push(at);
+            unknown.push(at.render());
             continue;
         };
         match field.kind {
             Kind::Message(name) => match value {
                 Value::Array(items) if field.repeated => {
                     for (i, item) in items.iter().enumerate() {
-                        walk_value(name, item, &format!("{at}[{i}]"), unknown);
+                        walk_value(name, item, &At::Item(&at, Subscript::Index(i)), unknown);
                     }
                 }
                 other => walk_value(name, other, &at, unknown),
@@ -75,7 +99,7 @@ fn walk(message: &'static Message, object: &Value, path: &str, unknown: &mut Vec
                 ..
             } => {
                 for (k, v) in value.as_object().into_iter().flatten() {
-                    walk_value(name, v, &format!("{at}[{k}]"), unknown);
+                    walk_value(name, v, &At::Item(&at, Subscript::Key(k)), unknown);
                 }
             }
             _ => {}
@@ -91,7 +115,7 @@ pub fn unknown_fields(group: &str, version: &str, kind: &str, object: &Value) ->
         return Vec::new();
     };
     let mut unknown = Vec::new();
-    walk(message, object, "", &mut unknown);
+    walk(message, object, &At::Root, &mut unknown);
     unknown
 }
 
@@ -193,12 +217,14 @@ pub fn strict_message_with(unknown: &[String], duplicates: &[String]) -> String 
 /// JSON decoder keeps the last silently; strict validation reports them. A body that is not
 /// JSON has none (decoding it fails elsewhere).
 pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
+    use crate::json_paths::Key;
     use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use std::borrow::Cow;
     use std::cell::RefCell;
     use std::collections::HashSet;
 
     struct Walk<'a> {
-        path: String,
+        at: At<'a>,
         found: &'a RefCell<Vec<String>>,
     }
 
@@ -215,16 +241,17 @@ pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
             f.write_str("any JSON value")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let mut seen = HashSet::new();
-            while let Some(key) = map.next_key::<String>()? {
-                let path = join(&self.path, &key);
-                if !seen.insert(key) {
-                    self.found.borrow_mut().push(path.clone());
-                }
-                map.next_value_seed(Walk {
-                    path,
+            let mut seen: HashSet<Cow<'de, str>> = HashSet::new();
+            while let Some(Key(key)) = map.next_key()? {
+                let child = Walk {
+                    at: At::Key(&self.at, &key),
                     found: self.found,
-                })?;
+                };
+                if seen.contains(&key) {
+                    self.found.borrow_mut().push(child.at.render());
+                }
+                map.next_value_seed(child)?;
+                seen.insert(key);
             }
             Ok(())
         }
@@ -232,7 +259,7 @@ pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
             let mut i = 0;
             while seq
                 .next_element_seed(Walk {
-                    path: format!("{}[{i}]", self.path),
+                    at: At::Item(&self.at, Subscript::Index(i)),
                     found: self.found,
                 })?
                 .is_some()
@@ -264,7 +291,7 @@ pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
     let found = RefCell::new(Vec::new());
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     if (Walk {
-        path: String::new(),
+        at: At::Root,
         found: &found,
     })
     .deserialize(&mut deserializer)
