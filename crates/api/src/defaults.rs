@@ -299,11 +299,50 @@ pub fn apply(group: &str, kind: &str, object: &mut Value) {
         }
         ("", "PersistentVolumeClaim") => {
             default(child(object, "spec"), "volumeMode", json!("Filesystem"));
+            default(child(object, "status"), "phase", json!("Pending"));
         }
         ("", "PersistentVolume") => {
             let spec = child(object, "spec");
             default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
             default(spec, "volumeMode", json!("Filesystem"));
+            default(child(object, "status"), "phase", json!("Pending"));
+        }
+        ("", "Endpoints") => {
+            for subset in each(object, "subsets") {
+                for port in each(subset, "ports") {
+                    default(port, "protocol", json!("TCP"));
+                }
+            }
+        }
+        ("", "LimitRange") => {
+            if let Some(items) = object
+                .pointer_mut("/spec/limits")
+                .and_then(Value::as_array_mut)
+            {
+                items.iter_mut().for_each(limit_range_item);
+            }
+        }
+        ("discovery.k8s.io", "EndpointSlice") => {
+            for port in each(object, "ports") {
+                default(port, "name", json!(""));
+                default(port, "protocol", json!("TCP"));
+            }
+        }
+        ("networking.k8s.io", "NetworkPolicy") => network_policy(child(object, "spec")),
+        ("networking.k8s.io", "IngressClass") => {
+            if let Some(parameters) = object
+                .pointer_mut("/spec/parameters")
+                .filter(|p| p.is_object())
+            {
+                default(parameters, "scope", json!("Cluster"));
+            }
+        }
+        ("storage.k8s.io", "StorageClass") => {
+            default(object, "reclaimPolicy", json!("Delete"));
+            default(object, "volumeBindingMode", json!("Immediate"));
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            default(object, "preemptionPolicy", json!("PreemptLowerPriority"));
         }
         ("apps", "Deployment") => {
             let spec = child(object, "spec");
@@ -392,6 +431,55 @@ pub fn apply(group: &str, kind: &str, object: &mut Value) {
     }
 }
 
+/// A container limit's defaults: its default limit from its max, its default request from
+/// its default limit, else from its min.
+fn limit_range_item(item: &mut Value) {
+    if item["type"] != "Container" {
+        return;
+    }
+    let resources = |item: &Value, key: &str| -> Map<String, Value> {
+        item.get(key)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut limits = resources(item, "default");
+    for (name, value) in resources(item, "max") {
+        limits.entry(name).or_insert(value);
+    }
+    let mut requests = resources(item, "defaultRequest");
+    for (name, value) in limits.iter().chain(&resources(item, "min")) {
+        requests
+            .entry(name.clone())
+            .or_insert_with(|| value.clone());
+    }
+    for (key, list) in [("default", limits), ("defaultRequest", requests)] {
+        if !list.is_empty() {
+            item[key] = Value::Object(list);
+        }
+    }
+}
+
+/// A NetworkPolicy's ports speak TCP unless they say otherwise; a policy without types is
+/// about ingress, and egress too when it has egress rules.
+fn network_policy(spec: &mut Value) {
+    for direction in ["ingress", "egress"] {
+        for rule in each(spec, direction) {
+            for port in each(rule, "ports") {
+                default(port, "protocol", json!("TCP"));
+            }
+        }
+    }
+    if spec["policyTypes"].as_array().is_none_or(Vec::is_empty) {
+        let egress = spec["egress"].as_array().is_some_and(|e| !e.is_empty());
+        spec["policyTypes"] = if egress {
+            json!(["Ingress", "Egress"])
+        } else {
+            json!(["Ingress"])
+        };
+    }
+}
+
 /// An `autoscaling/v2` HPA's spec (v1 ones are stored as v2): one replica at least, the CPU
 /// target when no metric is named, and a behaviour that is given filled in.
 fn hpa(spec: &mut Value) {
@@ -425,6 +513,48 @@ fn hpa(spec: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_and_policy_kinds_get_upstreams_defaults() {
+        let mut class = json!({"provisioner": "x"});
+        apply("storage.k8s.io", "StorageClass", &mut class);
+        assert_eq!(
+            class,
+            json!({"provisioner": "x", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"})
+        );
+        let mut priority = json!({"value": 10});
+        apply("scheduling.k8s.io", "PriorityClass", &mut priority);
+        assert_eq!(priority["preemptionPolicy"], "PreemptLowerPriority");
+        let mut policy = json!({"spec": {"podSelector": {}, "egress": [{"ports": [{"port": 53}]}],
+                                         "ingress": [{"ports": [{"port": 80, "protocol": "UDP"}]}]}});
+        apply("networking.k8s.io", "NetworkPolicy", &mut policy);
+        assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+        assert_eq!(policy["spec"]["egress"][0]["ports"][0]["protocol"], "TCP");
+        assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["protocol"], "UDP");
+        let mut slice = json!({"addressType": "IPv4", "ports": [{"port": 80}]});
+        apply("discovery.k8s.io", "EndpointSlice", &mut slice);
+        assert_eq!(
+            slice["ports"],
+            json!([{"name": "", "port": 80, "protocol": "TCP"}])
+        );
+        let mut limits = json!({"spec": {"limits": [
+            {"type": "Container", "max": {"cpu": "2", "memory": "1Gi"}, "default": {"cpu": "1"},
+             "min": {"memory": "64Mi"}},
+            {"type": "Pod", "max": {"cpu": "4"}}
+        ]}});
+        apply("", "LimitRange", &mut limits);
+        assert_eq!(
+            limits["spec"]["limits"],
+            json!([
+                {"type": "Container", "max": {"cpu": "2", "memory": "1Gi"}, "min": {"memory": "64Mi"},
+                 "default": {"cpu": "1", "memory": "1Gi"}, "defaultRequest": {"cpu": "1", "memory": "1Gi"}},
+                {"type": "Pod", "max": {"cpu": "4"}}
+            ])
+        );
+        let mut volume = json!({"spec": {"hostPath": {"path": "/x"}}});
+        apply("", "PersistentVolume", &mut volume);
+        assert_eq!(volume["status"], json!({"phase": "Pending"}));
+    }
 
     #[test]
     fn pull_policy_follows_the_tag() {

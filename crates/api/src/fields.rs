@@ -191,7 +191,8 @@ pub fn selected_paths(group: &str, resource: &str) -> crate::json_paths::Paths {
 
 /// The value at a dotted path (`spec.nodeName`).
 fn dotted<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(object, |value, key| value.get(key))
+    path.split('.')
+        .try_fold(object, |value, key| value.get(key))
 }
 
 /// The selectable fields of `object`, a `resource` of `group`, as strings. Reads only what

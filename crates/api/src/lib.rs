@@ -33,6 +33,7 @@ pub mod conversion;
 pub mod defaults;
 pub mod deletion;
 pub mod fields;
+pub mod go_decode;
 pub mod go_json;
 pub mod graceful;
 pub mod json_paths;

@@ -714,10 +714,9 @@ impl Rest {
                 PatchType::Json => patch::json_patch(old, &body),
                 PatchType::Merge => patch::merge_patch(old, &body),
                 PatchType::StrategicMerge => {
-                    let patched = conversion::to_storage(
-                        served,
-                        strategic_merge(old, &body, group, version, kind)?,
-                    );
+                    let patched = strategic_merge(old, &body, group, version, kind)?;
+                    check_patched_types(served, &patched).map_err(Some)?;
+                    let patched = conversion::to_storage(served, patched);
                     if let Some(check) = check {
                         check(&patched, stored).map_err(Some)?;
                     }
@@ -726,6 +725,7 @@ impl Rest {
                 PatchType::Apply => unreachable_patch(),
             };
             let patched = patched.map_err(|e| Some(patch_error(group, kind, &name, e)))?;
+            check_patched_types(served, &patched).map_err(Some)?;
             // A resourceVersion in the patch is a precondition.
             let wanted = objects::str_at(&patched, "/metadata/resourceVersion");
             if !wanted.is_empty() && wanted != objects::str_at(old, "/metadata/resourceVersion") {
@@ -1329,6 +1329,25 @@ fn strategic_merge(
 fn unreachable_patch() -> Result<Value, patch::PatchError> {
     Err(patch::PatchError::Apply(
         "this patch type is answered before it is applied".into(),
+    ))
+}
+
+/// A patch whose result its Go type cannot hold (`"replicas": "3"`), refused as upstream
+/// refuses it: the patched object shown as an invalid `patch`.
+fn check_patched_types(served: &Resource, patched: &Value) -> Result<(), ApiError> {
+    let Some(error) =
+        cox_api::go_decode::type_error(served.group, served.version, served.kind, patched)
+    else {
+        return Ok(());
+    };
+    let shown = serde_json::to_string(patched).unwrap_or_default();
+    Err(ApiError::invalid(
+        "",
+        "",
+        "",
+        &[cox_api::validation::FieldError::invalid(
+            "patch", &shown, &error,
+        )],
     ))
 }
 

@@ -662,6 +662,7 @@ async fn resource(
         "create" => {
             let body = h::read_body(http_request.into_body()).await?;
             let object = h::decode_object(&body, &content_type)?;
+            check_types(served, &object)?;
             let warnings = check_fields(served, &query, &object, false, &body, &content_type)?;
             let object = conversion::to_storage(served, object);
             if is_rbac(resource) {
@@ -687,6 +688,7 @@ async fn resource(
         "update" => {
             let body = h::read_body(http_request.into_body()).await?;
             let object = h::decode_object(&body, &content_type)?;
+            check_types(served, &object)?;
             let warnings = check_fields(served, &query, &object, false, &body, &content_type)?;
             let object = conversion::to_storage(served, object);
             if is_rbac(resource) {
@@ -818,6 +820,17 @@ async fn scale(
 
 /// Server-side field validation of a body (or a merge patch): unknown fields are a 400 with
 /// `fieldValidation=Strict`, warnings with `Warn` (the default), nothing with `Ignore`.
+/// A body whose values its Go type cannot hold (`"replicas": "3"`): 400, in upstream's words.
+fn check_types(resource: &Resource, object: &Value) -> Result<(), ApiError> {
+    let (version, kind) = (resource.version, resource.kind);
+    match cox_api::go_decode::type_error(resource.group, version, kind, object) {
+        Some(error) => Err(ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {error}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn check_fields(
     resource: &Resource,
     query: &Query,

@@ -348,6 +348,34 @@ fn bad_requests_get_upstream_statuses() {
     ]);
     assert!(err.contains("does not match the expected kind"), "{err}");
 
+    // A value its Go type cannot hold: refused as upstream's decoder refuses it, on create and
+    // in a patch's result; nothing is stored.
+    let wrong_type = cluster.file(
+        "wrong-type.json",
+        r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"typed"},
+            "spec":{"replicas":"3","selector":{"matchLabels":{"a":"b"}},
+                    "template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","image":"i"}]}}}}"#,
+    );
+    let err = cluster.fails(&["create", "-f", &wrong_type, "--validate=false"]);
+    assert!(
+        err.contains(r#"Deployment in version "v1" cannot be handled as a Deployment: json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32"#),
+        "{err}"
+    );
+    cluster.fails(&["get", "deployment", "typed"]);
+    cluster.ok(&["create", "configmap", "typed"]);
+    let err = cluster.fails(&[
+        "patch",
+        "configmap",
+        "typed",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"a":1}}}"#,
+    ]);
+    assert!(
+        err.contains("json: cannot unmarshal number into Go struct field ObjectMeta.metadata.labels of type string"),
+        "{err}"
+    );
+
     // Over the 3 MiB request limit.
     let big = format!(
         r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"x":"{}"}}}}"#,
@@ -1840,6 +1868,39 @@ fn pods_need_their_service_account() {
 
 /// What an update may not change is refused with upstream's 422, and what it may change goes
 /// through: a Deployment's selector, a pod's spec beyond its images, an immutable ConfigMap.
+/// `create -f`, `get -o wide`, `describe` and `delete -f --wait` of one object of every kind
+/// the API serves, as a user would try each: kubectl's describers read typed objects and
+/// crash on a missing default (a PriorityClass's `preemptionPolicy` did).
+#[test]
+fn every_kind_is_created_listed_described_and_deleted() {
+    let cluster = Cluster::start();
+    cluster.ok(&["create", "namespace", "kinds"]);
+    let manifest = cluster.file("kinds.yaml", include_str!("kinds.yaml"));
+    let created = cluster.ok(&["create", "-f", &manifest]);
+    let names = cluster.ok(&["get", "-f", &manifest, "-o", "name"]);
+    let names: Vec<&str> = names.lines().collect();
+    assert_eq!(names.len(), created.lines().count(), "{created}");
+    assert!(names.len() >= 35, "{names:?}");
+    let wide = cluster.ok(&["get", "-f", &manifest, "-o", "wide"]);
+    assert!(wide.contains("PreemptLowerPriority"), "{wide}");
+    for name in &names {
+        let described = cluster.ok(&["describe", "-n", "kinds", name]);
+        assert!(described.starts_with("Name:"), "{name}: {described}");
+    }
+    let class = cluster.ok(&["describe", "priorityclass", "kinds-pc"]);
+    assert!(
+        class.contains("PreemptionPolicy:  PreemptLowerPriority"),
+        "{class}"
+    );
+    cluster.ok(&["delete", "-f", &manifest, "--wait=true"]);
+    let left = cluster.kubectl(&["get", "-f", &manifest, "-o", "name"]);
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "{}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
+
 #[test]
 fn updates_may_not_change_what_upstream_keeps_fixed() {
     let cluster = Cluster::start();
