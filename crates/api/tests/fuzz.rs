@@ -108,6 +108,22 @@ proptest! {
         let mut pod = object.clone();
         cox_api::defaults::pod_create(&mut pod);
         cox_api::defaults::pod_admission(&mut pod);
+        for (group, kind) in [("", "LimitRange"), ("networking.k8s.io", "NetworkPolicy"),
+                              ("discovery.k8s.io", "EndpointSlice"), ("", "Endpoints"),
+                              ("networking.k8s.io", "IngressClass")] {
+            let mut defaulted = object.clone();
+            cox_api::defaults::apply(group, kind, &mut defaulted);
+        }
+        for (group, kind) in [("", "Pod"), ("apps", "Deployment"), ("", "Node"),
+                              ("", "PersistentVolumeClaim"), ("", "PersistentVolume")] {
+            let _ = cox_api::go_decode::type_error(group, "v1", kind, &object);
+            let _ = cox_api::validate::validate_update(group, kind, &crate::pod(), &object);
+            let _ = cox_api::validate::validate_update(group, kind, &object, &crate::pod());
+        }
+        let bytes = serde_json::to_vec(&object).unwrap_or_default();
+        let _ = cox_api::strict::duplicate_fields(&bytes);
+        let selected = cox_api::fields::selected_paths("", "pods").decode(&bytes);
+        prop_assert!(selected.is_ok());
         let mut service = object;
         cox_api::service::default_service(&mut service);
         let _ = cox_api::service::validate_service(&service, (30000, 32767));
