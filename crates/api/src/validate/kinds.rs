@@ -681,7 +681,7 @@ fn claim(errors: &mut Errors, object: &Value) {
 }
 
 /// `spec` keys of a PersistentVolume that are not its volume source.
-const VOLUME_SETTINGS: &[&str] = &[
+pub(super) const VOLUME_SETTINGS: &[&str] = &[
     "accessModes",
     "capacity",
     "claimRef",

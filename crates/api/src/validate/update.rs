@@ -256,26 +256,13 @@ fn claim(old: &Value, new: &Value) -> Vec<FieldError> {
     errors
 }
 
-/// The fields of a PersistentVolume's spec that are not its volume source.
-const VOLUME_SPEC_OTHER: &[&str] = &[
-    "accessModes",
-    "capacity",
-    "claimRef",
-    "mountOptions",
-    "nodeAffinity",
-    "persistentVolumeReclaimPolicy",
-    "storageClassName",
-    "volumeAttributesClassName",
-    "volumeMode",
-];
-
 /// A volume's source never changes (but for a CSI volume's expansion secret, which may be
 /// set once), nor its mode, nor its node affinity once it has one.
 fn volume(old: &Value, new: &Value) -> Vec<FieldError> {
     let source = |object: &Value| -> Value {
         let mut spec = at(object, "spec").clone();
         if let Some(map) = spec.as_object_mut() {
-            map.retain(|key, _| !VOLUME_SPEC_OTHER.contains(&key.as_str()));
+            map.retain(|key, _| !super::kinds::VOLUME_SETTINGS.contains(&key.as_str()));
         }
         spec
     };
