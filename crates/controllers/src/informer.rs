@@ -49,6 +49,7 @@ where
     let mut listed: Vec<ObjectRef<T>> = Vec::new();
     let requests = watcher::watcher(api, config)
         .default_backoff()
+        .modify(strip_managed_fields)
         .flat_map(move |event| {
             let requests = match event {
                 Ok(event) => {
@@ -73,6 +74,13 @@ where
             stream::iter(requests)
         });
     (reader, requests)
+}
+
+/// Drops an object's managedFields before it is cached, as upstream's controllers and
+/// scheduler do (`TransformStripManagedFields`): no reconciler reads them, and they are the
+/// bulk of a small object's memory (a pod's run to a few kilobytes as a JSON tree).
+pub fn strip_managed_fields<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
 }
 
 /// The object an event is about, with whether the cache held it (by UID) before: `None` for

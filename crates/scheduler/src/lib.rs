@@ -136,7 +136,10 @@ where
     if let Some(fields) = fields {
         config = config.fields(fields);
     }
-    watcher(Api::<K>::all(client.clone()), config).default_backoff()
+    // Without managedFields, as upstream's scheduler caches objects: it never reads them.
+    watcher(Api::<K>::all(client.clone()), config)
+        .default_backoff()
+        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
