@@ -687,13 +687,20 @@ fn pods_find_services_and_each_other_by_name() {
                     "-o",
                     "yaml",
                 ]);
+                // The server's own account of the endpoints controller and of failures.
+                let log = cluster.server_log();
+                let log: Vec<&str> = log
+                    .lines()
+                    .filter(|l| l.contains("endpoint") || l.contains("WARN") || l.contains("ERROR"))
+                    .collect();
                 panic!(
-                    "{url}: {}\nnslookup: {lookup}\n{}\nkube-dns endpoints: {}{}\n{}",
+                    "{url}: {}\nnslookup: {lookup}\n{}\nkube-dns endpoints: {}{}\n{}\nserver log:\n{}",
                     String::from_utf8_lossy(&output.stderr),
                     cluster.ok(&["get", "endpointslices", "-A", "-o", "wide"]),
                     String::from_utf8_lossy(&dns.stdout),
                     String::from_utf8_lossy(&dns.stderr),
                     String::from_utf8_lossy(&table.stdout),
+                    log[log.len().saturating_sub(60)..].join("\n"),
                 );
             }
             std::thread::sleep(Duration::from_millis(300));
