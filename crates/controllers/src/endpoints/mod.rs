@@ -97,9 +97,14 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action, E
             .await
             .map_err(api_error("writing endpoints"))?;
     } else {
-        let mirrored = ctx
-            .endpoints
-            .get(&ObjectRef::new(&name).within(&namespace))
+        // Read from the API rather than the cache: this sync runs again every
+        // `MIRROR_RESYNC` to repair what the cache may have missed, which a cached read would
+        // not (a kube-dns without slices, now and then, under load in CI).
+        let written: Api<Endpoints> = Api::namespaced(ctx.client.clone(), &namespace);
+        let mirrored = written
+            .get_opt(&name)
+            .await
+            .map_err(api_error("reading endpoints"))?
             .map(|e| slices::mirrored(&service, &e))
             .unwrap_or_default();
         sync_slices(&ctx, &service, slices::MIRRORED_BY, mirrored)
