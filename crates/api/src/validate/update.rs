@@ -85,6 +85,19 @@ fn unchanged(old: &Value, new: &Value, path: &str) -> Option<FieldError> {
     (before != after).then(|| FieldError::invalid_raw(path, shown(after), "field is immutable"))
 }
 
+/// `spec[key]` set back to what `before` has there (absent if it had none): a change
+/// upstream allows, taken out of the comparison of the two specs.
+fn keep_old(spec: &mut serde_json::Map<String, Value>, before: &Value, key: &str) {
+    match before.get(key) {
+        Some(value) => {
+            spec.insert(key.into(), value.clone());
+        }
+        None => {
+            spec.remove(key);
+        }
+    }
+}
+
 /// `error` reported at `field`: upstream names some fields without their `spec.` prefix.
 fn reported_at(mut error: FieldError, field: &str) -> FieldError {
     field.clone_into(&mut error.field);
@@ -133,14 +146,7 @@ fn pod(old: &Value, new: &Value) -> Option<FieldError> {
         }
     }
     let spec = allowed.as_object_mut()?;
-    let mut take_old = |key: &str| match before.get(key) {
-        Some(value) => {
-            spec.insert(key.into(), value.clone());
-        }
-        None => {
-            spec.remove(key);
-        }
-    };
+    let mut take_old = |key: &str| keep_old(spec, before, key);
     take_old("activeDeadlineSeconds");
     let list = |spec: &Value, key: &str| -> Vec<Value> {
         spec.get(key)
@@ -180,14 +186,7 @@ fn claim(old: &Value, new: &Value) -> Vec<FieldError> {
     let (before, after) = (at(old, "spec"), at(new, "spec"));
     let mut allowed = after.clone();
     if let Some(spec) = allowed.as_object_mut() {
-        let mut take_old = |key: &str| match before.get(key) {
-            Some(value) => {
-                spec.insert(key.into(), value.clone());
-            }
-            None => {
-                spec.remove(key);
-            }
-        };
+        let mut take_old = |key: &str| keep_old(spec, before, key);
         if at(before, "volumeName").as_str().unwrap_or("").is_empty() {
             take_old("volumeName");
         }
