@@ -26,7 +26,7 @@ pub struct Error {
 
 struct Context {
     client: Client,
-    roles: Store<ClusterRole>,
+    roles: crate::informer::Cache<ClusterRole>,
     backoff: Backoff,
 }
 

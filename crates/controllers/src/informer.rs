@@ -6,6 +6,7 @@
 //! cache while reconciling. The requests of a list's objects wait until the whole list is in
 //! the cache (kube-runtime's store swaps a list in at its end).
 
+use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::{Stream, StreamExt, stream};
 use kube::Resource;
 use kube::api::Api;
@@ -14,6 +15,71 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
+use std::ops::Deref;
+
+/// A watch's cache (kube-runtime's [`Store`], which it derefs to) with a readiness that any
+/// number of tasks may wait for at once.
+///
+/// `Store::wait_until_ready` is not such a wait: it polls a one-shot channel, which keeps the
+/// waker of its last poller only. Reconciles run side by side, each with a waker of its own
+/// (the controller's runner polls them separately), so when several waited for the same
+/// cache, all but the last slept on after it filled, and their objects were never reconciled
+/// again (a new leader's ReplicaSet or a Service's mirrored slices, now and then). Here the
+/// one wait for the store is shared, and it wakes every task awaiting it.
+pub struct Cache<K: Resource<DynamicType = ()> + Clone + 'static> {
+    store: Store<K>,
+    ready: Shared<BoxFuture<'static, bool>>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static> Cache<K> {
+    pub fn new(store: Store<K>) -> Self {
+        let waited = store.clone();
+        let ready = async move { waited.wait_until_ready().await.is_ok() }
+            .boxed()
+            .shared();
+        Cache { store, ready }
+    }
+
+    /// Waits until the cache holds its first list; fails if its watch is gone before that.
+    pub async fn wait_until_ready(&self) -> Result<(), Stopped> {
+        if self.ready.clone().await {
+            Ok(())
+        } else {
+            Err(Stopped)
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Clone for Cache<K> {
+    fn clone(&self) -> Self {
+        Cache {
+            store: self.store.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Debug for Cache<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("kind", &K::kind(&()))
+            .field("objects", &self.store.state().len())
+            .finish()
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Deref for Cache<K> {
+    type Target = Store<K>;
+
+    fn deref(&self) -> &Store<K> {
+        &self.store
+    }
+}
+
+/// A cache's watch ended before it filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the cache's watch ended before it filled")]
+pub struct Stopped;
 
 /// Watches `api` into a new cache; returns the cache and the stream of reconcile requests
 /// `handler` makes of each event. The stream must be polled (the controller does) for the
@@ -21,7 +87,7 @@ use std::fmt::Debug;
 pub fn watch<K, T, H>(
     api: Api<K>,
     handler: H,
-) -> (Store<K>, impl Stream<Item = ObjectRef<T>> + Send + 'static)
+) -> (Cache<K>, impl Stream<Item = ObjectRef<T>> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     T: Resource<DynamicType = ()> + 'static,
@@ -35,7 +101,7 @@ pub fn watch_with<K, T, H>(
     api: Api<K>,
     config: watcher::Config,
     mut handler: H,
-) -> (Store<K>, impl Stream<Item = ObjectRef<T>> + Send + 'static)
+) -> (Cache<K>, impl Stream<Item = ObjectRef<T>> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     T: Resource<DynamicType = ()> + 'static,
@@ -73,7 +139,7 @@ where
             };
             stream::iter(requests)
         });
-    (reader, requests)
+    (Cache::new(reader), requests)
 }
 
 /// Drops an object's managedFields before it is cached, as upstream's controllers and
@@ -171,4 +237,46 @@ where
         }
     }
     requests
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use std::time::Duration;
+
+    /// Tasks waiting for a cache at the same time, each polled with its own waker as a
+    /// controller's reconciles are, all go on once it fills. (With kube-runtime's
+    /// `Store::wait_until_ready` only the last one to wait does.)
+    #[tokio::test]
+    async fn every_task_waiting_for_a_cache_goes_on_once_it_fills() {
+        let (reader, mut writer) = reflector::store::<ConfigMap>();
+        let cache = Cache::new(reader);
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.wait_until_ready().await })
+            })
+            .collect();
+        // Every waiter is parked before the cache fills.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(waiters.iter().all(|w| !w.is_finished()));
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitDone);
+        for waiter in waiters {
+            let woken = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+            assert!(
+                matches!(woken, Ok(Ok(Ok(())))),
+                "a waiter was not woken: {woken:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_cache_whose_watch_is_gone_fails() {
+        let (reader, writer) = reflector::store::<ConfigMap>();
+        let cache = Cache::new(reader);
+        drop(writer);
+        assert_eq!(cache.wait_until_ready().await, Err(Stopped));
+    }
 }

@@ -39,7 +39,7 @@ pub struct Error {
 struct Context {
     client: Client,
     /// The `kube-root-ca.crt` ConfigMaps, in every namespace.
-    config_maps: Store<ConfigMap>,
+    config_maps: crate::informer::Cache<ConfigMap>,
     ca_pem: String,
     backoff: Backoff,
 }

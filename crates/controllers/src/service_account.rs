@@ -31,7 +31,7 @@ pub struct Error {
 struct Context {
     client: Client,
     /// The `default` ServiceAccounts, in every namespace.
-    accounts: Store<ServiceAccount>,
+    accounts: crate::informer::Cache<ServiceAccount>,
     backoff: Backoff,
 }
 

@@ -32,7 +32,7 @@ pub struct Error {
 struct Context {
     client: Client,
     events: crate::events::Recorder,
-    nodes: Store<Node>,
+    nodes: crate::informer::Cache<Node>,
     services: Store<Service>,
     pool: Option<Pool>,
     backoff: Backoff,

@@ -63,8 +63,8 @@ pub enum Error {
 
 pub(crate) struct Context {
     client: Client,
-    sets: Store<ReplicaSet>,
-    pods: Store<Pod>,
+    sets: informer::Cache<ReplicaSet>,
+    pods: informer::Cache<Pod>,
     events: Recorder,
     backoff: Backoff,
 }

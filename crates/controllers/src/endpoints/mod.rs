@@ -47,9 +47,9 @@ const MIRROR_RESYNC: std::time::Duration = std::time::Duration::from_secs(20);
 
 struct Context {
     client: Client,
-    pods: Store<Pod>,
-    slices: Store<EndpointSlice>,
-    endpoints: Store<Endpoints>,
+    pods: informer::Cache<Pod>,
+    slices: informer::Cache<EndpointSlice>,
+    endpoints: informer::Cache<Endpoints>,
     backoff: Backoff,
 }
 

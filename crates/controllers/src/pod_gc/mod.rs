@@ -76,8 +76,8 @@ enum Reason {
 
 struct Collector {
     client: Client,
-    pods: Store<Pod>,
-    nodes: Store<Node>,
+    pods: crate::informer::Cache<Pod>,
+    nodes: crate::informer::Cache<Node>,
     settings: Settings,
     quarantine: Quarantine,
 }
@@ -198,7 +198,7 @@ impl Collector {
 }
 
 /// Keeps a cache of every `K` filled (no reconcile requests of its own).
-fn cache<K>(api: Api<K>) -> (Store<K>, impl futures::Future<Output = ()>)
+fn cache<K>(api: Api<K>) -> (crate::informer::Cache<K>, impl futures::Future<Output = ()>)
 where
     K: kube::Resource<DynamicType = ()>
         + Clone

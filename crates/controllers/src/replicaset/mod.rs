@@ -79,7 +79,7 @@ impl Error {
 
 pub(crate) struct Context<K: ReplicaKind> {
     client: Client,
-    pods: Store<Pod>,
+    pods: informer::Cache<Pod>,
     sets: Store<K>,
     expectations: Arc<Expectations>,
     backoff: Backoff,
