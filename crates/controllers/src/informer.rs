@@ -6,7 +6,7 @@
 //! cache while reconciling. The requests of a list's objects wait until the whole list is in
 //! the cache (kube-runtime's store swaps a list in at its end).
 
-use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::future::{self, BoxFuture, FutureExt};
 use futures::{Stream, StreamExt, stream};
 use kube::Resource;
 use kube::api::Api;
@@ -28,7 +28,7 @@ use std::ops::Deref;
 /// one wait for the store is shared, and it wakes every task awaiting it.
 pub struct Cache<K: Resource<DynamicType = ()> + Clone + 'static> {
     store: Store<K>,
-    ready: Shared<BoxFuture<'static, bool>>,
+    ready: future::Shared<BoxFuture<'static, bool>>,
 }
 
 impl<K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static> Cache<K> {
@@ -121,15 +121,7 @@ where
                 Ok(event) => {
                     let mut requests = handler(&event, &cache);
                     writer.apply_watcher_event(&event);
-                    match event {
-                        Event::Init => {
-                            listed.clear();
-                            listed.append(&mut requests);
-                        }
-                        Event::InitApply(_) => listed.append(&mut requests),
-                        Event::InitDone => requests.append(&mut listed),
-                        Event::Apply(_) | Event::Delete(_) => {}
-                    }
+                    hold_listed(&event, &mut listed, &mut requests);
                     requests
                 }
                 Err(error) => {
@@ -147,6 +139,132 @@ where
 /// bulk of a small object's memory (a pod's run to a few kilobytes as a JSON tree).
 pub fn strip_managed_fields<K: Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
+}
+
+/// What a subscriber does with one event: run its handler (against the cache before the
+/// event) and return the delivery of its requests, made once the event is in the cache.
+type Subscriber<K> = Box<dyn FnMut(&Event<K>, &Store<K>) -> Delivery + Send>;
+type Delivery = Box<dyn FnOnce() + Send>;
+
+/// One watch of every `K`, shared by all the controllers that read it, as upstream's shared
+/// informers: one cache and one decoded object per event, however many controllers listen
+/// (five controllers each watching every pod held five copies of each). Each subscriber's
+/// handler sees every event with the cache as it was before the event, exactly as with
+/// [`watch`]; its requests arrive once the event is in the cache, and a list's once the
+/// whole list is.
+pub struct Shared<K: Resource<DynamicType = ()> + Clone + 'static> {
+    api: Api<K>,
+    cache: Cache<K>,
+    writer: reflector::store::Writer<K>,
+    subscribers: Vec<Subscriber<K>>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Debug for Shared<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("kind", &K::kind(&()))
+            .field("subscribers", &self.subscribers.len())
+            .finish()
+    }
+}
+
+impl<K> Shared<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    pub fn new(api: Api<K>) -> Self {
+        let (reader, writer) = reflector::store::<K>();
+        Shared {
+            api,
+            cache: Cache::new(reader),
+            writer,
+            subscribers: Vec::new(),
+        }
+    }
+
+    /// The shared cache, for a reader that makes no requests of its own.
+    pub fn cache(&self) -> Cache<K> {
+        self.cache.clone()
+    }
+
+    /// Adds a subscriber: returns the shared cache and the stream of the requests `handler`
+    /// makes of each event.
+    pub fn subscribe<T, H>(
+        &mut self,
+        mut handler: H,
+    ) -> (
+        Cache<K>,
+        impl Stream<Item = ObjectRef<T>> + Send + 'static + use<K, T, H>,
+    )
+    where
+        T: Resource<DynamicType = ()> + 'static,
+        H: FnMut(&Event<K>, &Store<K>) -> Vec<ObjectRef<T>> + Send + 'static,
+    {
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        let mut listed: Vec<ObjectRef<T>> = Vec::new();
+        self.subscribers.push(Box::new(move |event, cache| {
+            let mut requests = handler(event, cache);
+            hold_listed(event, &mut listed, &mut requests);
+            let sender = sender.clone();
+            Box::new(move || {
+                for request in requests {
+                    // A controller that stopped takes no more requests.
+                    let _ = sender.unbounded_send(request);
+                }
+            })
+        }));
+        (self.cache.clone(), receiver)
+    }
+
+    /// Watches until the process ends, feeding the cache and every subscriber.
+    pub async fn run(mut self) {
+        let mut events = watcher::watcher(self.api.clone(), watcher::Config::default())
+            .default_backoff()
+            .modify(strip_managed_fields)
+            .boxed();
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => self.dispatch(&event),
+                Err(error) => {
+                    tracing::warn!(%error, kind = %K::kind(&()), "watch failed; retrying");
+                }
+            }
+        }
+    }
+
+    /// One event: every subscriber's handler against the cache as it was, then the event
+    /// into the cache, then the requests out.
+    fn dispatch(&mut self, event: &Event<K>) {
+        let deliveries: Vec<Delivery> = self
+            .subscribers
+            .iter_mut()
+            .map(|subscriber| subscriber(event, &self.cache))
+            .collect();
+        self.writer.apply_watcher_event(event);
+        for deliver in deliveries {
+            deliver();
+        }
+    }
+}
+
+/// Holds back the requests of a (re-)list's objects until the list is done (they reach the
+/// readable cache all at once, at `InitDone`), then releases them with `InitDone`'s.
+fn hold_listed<K, T>(
+    event: &Event<K>,
+    listed: &mut Vec<ObjectRef<T>>,
+    requests: &mut Vec<ObjectRef<T>>,
+) where
+    T: Resource<DynamicType = ()>,
+{
+    match event {
+        Event::Init => {
+            listed.clear();
+            listed.append(requests);
+        }
+        Event::InitApply(_) => listed.append(requests),
+        Event::InitDone => requests.append(listed),
+        Event::Apply(_) | Event::Delete(_) => {}
+    }
 }
 
 /// The object an event is about, with whether the cache held it (by UID) before: `None` for
@@ -242,7 +360,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::FutureExt;
     use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
     use std::time::Duration;
 
     /// Tasks waiting for a cache at the same time, each polled with its own waker as a
@@ -278,5 +398,76 @@ mod tests {
         let cache = Cache::new(reader);
         drop(writer);
         assert_eq!(cache.wait_until_ready().await, Err(Stopped));
+    }
+
+    fn config_map(name: &str, value: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                uid: Some(format!("uid-{name}")),
+                ..ObjectMeta::default()
+            },
+            data: Some([("k".to_owned(), value.to_owned())].into()),
+            ..ConfigMap::default()
+        }
+    }
+
+    /// The names of the requests waiting in `requests`.
+    fn waiting(requests: &mut (impl Stream<Item = ObjectRef<ConfigMap>> + Unpin)) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(Some(request)) = requests.next().now_or_never() {
+            out.push(request.name);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn subscribers_share_one_cache_and_each_sees_it_as_it_was_before_the_event() {
+        let config = kube::Config::new("https://127.0.0.1:1".parse().expect("a URL"));
+        let client = kube::Client::try_from(config).expect("a client that never connects");
+        let mut shared = Shared::new(Api::<ConfigMap>::all(client));
+        // One asks for additions only (objects the cache did not hold before the event), the
+        // other for every object an event is about.
+        let (first_cache, additions) =
+            shared.subscribe(|event, cache| match (object_of(event, cache), event) {
+                (Some((Change::Applied, None)), Event::Apply(o) | Event::InitApply(o)) => {
+                    vec![ObjectRef::from_obj(o)]
+                }
+                _ => Vec::new(),
+            });
+        let (second_cache, everything) = shared.subscribe(|event, _| match event {
+            Event::Apply(o) | Event::InitApply(o) | Event::Delete(o) => {
+                vec![ObjectRef::from_obj(o)]
+            }
+            Event::Init | Event::InitDone => Vec::new(),
+        });
+        let (mut additions, mut everything) = (Box::pin(additions), Box::pin(everything));
+
+        // A list's requests wait for its end, when its objects are in the cache.
+        shared.dispatch(&Event::Init);
+        shared.dispatch(&Event::InitApply(config_map("a", "1")));
+        assert!(waiting(&mut additions).is_empty() && waiting(&mut everything).is_empty());
+        shared.dispatch(&Event::InitDone);
+        assert_eq!(waiting(&mut additions), ["a"]);
+        assert_eq!(waiting(&mut everything), ["a"]);
+        assert_eq!(first_cache.state().len(), 1);
+
+        // A change of a cached object is no addition; a new object is.
+        shared.dispatch(&Event::Apply(config_map("a", "2")));
+        shared.dispatch(&Event::Apply(config_map("b", "1")));
+        assert_eq!(waiting(&mut additions), ["b"]);
+        assert_eq!(waiting(&mut everything), ["a", "b"]);
+
+        // One cache for both, holding each event by the time its requests arrive.
+        assert_eq!(second_cache.state().len(), 2);
+        let a = second_cache
+            .get(&ObjectRef::new("a").within("default"))
+            .expect("a cached");
+        assert_eq!(
+            a.data.as_ref().and_then(|d| d.get("k")).map(String::as_str),
+            Some("2")
+        );
+        assert_eq!(first_cache.state().len(), 2);
     }
 }

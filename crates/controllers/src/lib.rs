@@ -44,7 +44,7 @@ pub mod service_lb;
 pub mod ttl_after_finished;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::ReplicationController;
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use kube::Client;
 
 /// Settings of the controllers.
@@ -66,18 +66,38 @@ pub async fn run(client: Client, options: Options) {
             root_ca::run(client.clone(), ca).await;
         }
     };
+    // Every pod, watched once for all the controllers that read pods.
+    let mut pods = informer::Shared::new(kube::Api::<Pod>::all(client.clone()));
+    let replica_sets = replicaset::run::<ReplicaSet>(client.clone(), &mut pods);
+    let replication_controllers =
+        replicaset::run::<ReplicationController>(client.clone(), &mut pods);
+    let deployments = deployment::run(client.clone(), &mut pods);
+    let endpoints = endpoints::run(client.clone(), &mut pods);
+    let pod_gc = pod_gc::run(client.clone(), options.pod_gc, pods.cache());
+    // The shared watch runs as a task of its own: polled in the join below, beside the
+    // controllers it feeds, a new leader's controllers sometimes never reconciled.
+    let _pods = AbortOnDrop(tokio::spawn(pods.run()));
     tokio::join!(
         namespace::run(client.clone()),
-        replicaset::run::<ReplicaSet>(client.clone()),
-        replicaset::run::<ReplicationController>(client.clone()),
-        deployment::run(client.clone()),
-        endpoints::run(client.clone()),
+        replica_sets,
+        replication_controllers,
+        deployments,
+        endpoints,
         service_lb::run(client.clone(), options.load_balancer_pool),
         service_account::run(client.clone()),
         root_ca,
-        pod_gc::run(client.clone(), options.pod_gc),
+        pod_gc,
         garbage_collector::run(client.clone()),
         clusterrole_aggregation::run(client.clone()),
         ttl_after_finished::run(client.clone()),
     );
+}
+
+/// A task that stops when its handle is dropped (when leadership is lost).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

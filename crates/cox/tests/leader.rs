@@ -68,6 +68,24 @@ fn holder(cluster: &Cluster, lease: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Waits until `cluster` shows `want` pods of the Deployment; on a timeout, fails with what
+/// the objects and both servers' logs say.
+fn wait_for_pods(servers: &[Cluster; 2], cluster: usize, want: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while pods(&servers[cluster]) != want {
+        if std::time::Instant::now() > deadline {
+            let objects = servers[cluster].kubectl(&["get", "deploy,rs,pods", "-o", "yaml"]);
+            panic!(
+                "timed out waiting for {want} pods\n--- objects:\n{}\n--- server {cluster}'s log:\n{}\n--- the other server's log:\n{}",
+                String::from_utf8_lossy(&objects.stdout),
+                servers[cluster].server_log(),
+                servers[1 - cluster].server_log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn pods(cluster: &Cluster) -> usize {
     cluster
         .ok(&["get", "pods", "-l", "app=web", "-o", "name"])
@@ -150,9 +168,7 @@ fn only_the_lease_holder_runs_the_controllers_and_the_other_takes_over() {
         "the new holder is not the follower"
     );
     servers[follower].ok(&["scale", "deployment", "web", "--replicas=3"]);
-    wait_until("three pods", Duration::from_secs(30), || {
-        pods(&servers[follower]) == 3
-    });
+    wait_for_pods(&servers, follower, 3);
 
     // The first leader comes back as a follower; the new leader crashes, handing nothing
     // back, and the Lease passes on only once it has expired.
@@ -167,9 +183,7 @@ fn only_the_lease_holder_runs_the_controllers_and_the_other_takes_over() {
         },
     );
     servers[leader].ok(&["scale", "deployment", "web", "--replicas=1"]);
-    wait_until("one pod", Duration::from_secs(30), || {
-        pods(&servers[leader]) == 1
-    });
+    wait_for_pods(&servers, leader, 1);
 
     drop(servers);
     drop(etcd);

@@ -229,8 +229,12 @@ fn on_pod_event(
     }
 }
 
-/// Runs the controller until its watches end.
-pub async fn run(client: Client) {
+/// The controller, reading pods through the shared `pods` informer; runs until its watches
+/// end.
+pub fn run(
+    client: Client,
+    pods: &mut informer::Shared<Pod>,
+) -> impl std::future::Future<Output = ()> + use<> {
     let controller = Controller::new(
         Api::<Deployment>::all(client.clone()),
         watcher::Config::default(),
@@ -254,9 +258,7 @@ pub async fn run(client: Client) {
     };
     let (pods, pod_requests) = {
         let (deployments, sets) = (deployments.clone(), sets.clone());
-        informer::watch(Api::<Pod>::all(client.clone()), move |event, _cache| {
-            on_pod_event(event, &sets, &deployments)
-        })
+        pods.subscribe(move |event, _cache| on_pod_event(event, &sets, &deployments))
     };
     let ctx = Arc::new(Context {
         events: Recorder::new(client.clone(), "deployment-controller"),
@@ -265,10 +267,14 @@ pub async fn run(client: Client) {
         pods,
         backoff: Backoff::default(),
     });
-    controller
-        .reconcile_on(set_requests)
-        .reconcile_on(pod_requests)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| std::future::ready(()))
-        .await;
+    // The controller's stream is built when the future first runs, as an `async fn`'s body
+    // would be: built ahead, a new leader's controller sometimes never reconciled.
+    async move {
+        controller
+            .reconcile_on(set_requests)
+            .reconcile_on(pod_requests)
+            .run(reconcile, error_policy, ctx)
+            .for_each(|_| std::future::ready(()))
+            .await;
+    }
 }

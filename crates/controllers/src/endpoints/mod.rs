@@ -231,8 +231,12 @@ fn owning_service(namespace: Option<&str>, name: Option<&str>) -> Vec<Ref> {
     }
 }
 
-/// Runs the controller until its watches end.
-pub async fn run(client: Client) {
+/// The controller, reading pods through the shared `pods` informer; runs until its watches
+/// end.
+pub fn run(
+    client: Client,
+    pods: &mut informer::Shared<Pod>,
+) -> impl std::future::Future<Output = ()> + use<> {
     let controller = Controller::new(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
@@ -240,9 +244,7 @@ pub async fn run(client: Client) {
     let services = controller.store();
     let (pods, pod_requests) = {
         let services = services.clone();
-        informer::watch(Api::<Pod>::all(client.clone()), move |event, cache| {
-            on_pod_event(event, cache, &services)
-        })
+        pods.subscribe(move |event, cache| on_pod_event(event, cache, &services))
     };
     let (slices, slice_requests) = informer::watch(
         Api::<EndpointSlice>::all(client.clone()),
@@ -291,11 +293,14 @@ pub async fn run(client: Client) {
         endpoints,
         backoff: Backoff::default(),
     });
-    controller
-        .reconcile_on(requests)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| std::future::ready(()))
-        .await;
+    // Built when the future first runs (see the Deployment controller's `run`).
+    async move {
+        controller
+            .reconcile_on(requests)
+            .run(reconcile, error_policy, ctx)
+            .for_each(|_| std::future::ready(()))
+            .await;
+    }
 }
 
 /// A Service is gone: its Endpoints go too (slices follow their owner reference), as

@@ -213,9 +213,9 @@ where
     (store, events.for_each(|_| std::future::ready(())))
 }
 
-/// Runs the collector until the process ends.
-pub async fn run(client: Client, settings: Settings) {
-    let (pods, fill_pods) = cache(Api::<Pod>::all(client.clone()));
+/// Runs the collector until the process ends, reading pods from the shared `pods`
+/// informer.
+pub async fn run(client: Client, settings: Settings, pods: crate::informer::Cache<Pod>) {
     let (nodes, fill_nodes) = cache(Api::<Node>::all(client.clone()));
     let mut collector = Collector {
         client,
@@ -238,5 +238,5 @@ pub async fn run(client: Client, settings: Settings) {
             collector.pass().await;
         }
     };
-    tokio::join!(fill_pods, fill_nodes, passes);
+    tokio::join!(fill_nodes, passes);
 }

@@ -215,17 +215,19 @@ fn on_pod_event<K: ReplicaKind>(
     })
 }
 
-/// Runs the controller for kind `K` until its watches end.
-pub async fn run<K: ReplicaKind>(client: Client) {
+/// The controller for kind `K`, reading pods through the shared `pods` informer; runs until
+/// its watches end.
+pub fn run<K: ReplicaKind>(
+    client: Client,
+    pods: &mut informer::Shared<Pod>,
+) -> impl std::future::Future<Output = ()> + use<K> {
     let controller = Controller::new(Api::<K>::all(client.clone()), watcher::Config::default());
     let sets = controller.store();
     let expectations = Arc::new(Expectations::default());
     let (pods, requests) = {
         let sets = sets.clone();
         let expectations = Arc::clone(&expectations);
-        informer::watch(Api::<Pod>::all(client.clone()), move |event, cache| {
-            on_pod_event(event, cache, &sets, &expectations)
-        })
+        pods.subscribe(move |event, cache| on_pod_event(event, cache, &sets, &expectations))
     };
     let ctx = Arc::new(Context {
         events: Recorder::new(client.clone(), K::COMPONENT),
@@ -236,23 +238,26 @@ pub async fn run<K: ReplicaKind>(client: Client) {
         backoff: Backoff::default(),
     });
     let cleanup = Arc::clone(&ctx);
-    controller
-        .reconcile_on(requests)
-        .run(reconcile::<K>, error_policy::<K>, ctx)
-        .for_each(move |result| {
-            if let Err(kube::runtime::controller::Error::ObjectNotFound(_)) = result {
-                // A set was deleted: forget what was expected of sets that are gone.
-                let alive: HashSet<String> = cleanup
-                    .sets
-                    .state()
-                    .iter()
-                    .filter_map(|s| s.meta().uid.clone())
-                    .collect();
-                cleanup
-                    .expectations
-                    .retain_owners(|uid| alive.contains(uid));
-            }
-            std::future::ready(())
-        })
-        .await;
+    // Built when the future first runs (see the Deployment controller's `run`).
+    async move {
+        controller
+            .reconcile_on(requests)
+            .run(reconcile::<K>, error_policy::<K>, ctx)
+            .for_each(move |result| {
+                if let Err(kube::runtime::controller::Error::ObjectNotFound(_)) = result {
+                    // A set was deleted: forget what was expected of sets that are gone.
+                    let alive: HashSet<String> = cleanup
+                        .sets
+                        .state()
+                        .iter()
+                        .filter_map(|s| s.meta().uid.clone())
+                        .collect();
+                    cleanup
+                        .expectations
+                        .retain_owners(|uid| alive.contains(uid));
+                }
+                std::future::ready(())
+            })
+            .await
+    }
 }
