@@ -588,7 +588,7 @@ impl Rest {
         request: &ResourceRequest,
         query: &Query,
         mut object: Value,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Created, ApiError> {
         objects::prepare_create(resource, request.namespace.as_deref(), &mut object)?;
         if resource.plural == "namespaces" {
             default_namespace(&mut object);
@@ -647,13 +647,15 @@ impl Rest {
         };
         if dry {
             self.services.release(&taken).await;
-            return Ok(object);
+            return Ok(Created { object, json: None });
         }
-        let written = self.store.create(&key, encode(&object)?).await;
+        let stored = encode(&object)?;
+        let written = self.store.create(&key, stored.clone()).await;
         match written {
             Ok(revision) => {
                 objects::set_resource_version(&mut object, revision);
-                Ok(object)
+                let json = splice_resource_version(&stored, revision);
+                Ok(Created { object, json })
             }
             Err(err) => {
                 self.services.release(&taken).await;
@@ -1220,6 +1222,14 @@ pub(crate) fn splice_resource_version(stored: &[u8], revision: i64) -> Option<By
     }
     out.extend_from_slice(rest);
     Some(Bytes::from(out))
+}
+
+/// A created object, and (when it was stored) its JSON with the resourceVersion spliced into
+/// the stored encoding: the answer, without encoding the object a second time.
+#[derive(Debug)]
+pub struct Created {
+    pub object: Value,
+    pub json: Option<Bytes>,
 }
 
 /// A `<Kind>List` document around already-encoded items.

@@ -682,8 +682,12 @@ async fn resource(
             } else {
                 StatusCode::OK
             };
-            let created = conversion::from_storage(served, created);
-            Ok(with_warnings(rest::respond(status, &created), &warnings))
+            let answer = match created.json {
+                // Served at its stored version: the stored encoding is the answer.
+                Some(json) if conversion::storage_of(served).is_none() => h::raw_json(status, json),
+                _ => rest::respond(status, &conversion::from_storage(served, created.object)),
+            };
+            Ok(with_warnings(answer, &warnings))
         }
         "update" => {
             let body = h::read_body(http_request.into_body()).await?;
