@@ -56,7 +56,8 @@ pub fn default_service(service: &mut Value) {
         spec["sessionAffinityConfig"] = json!({"clientIP": {"timeoutSeconds": 10800}});
     }
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-        for port in ports {
+        // An item that is no object is left to the type checks, which refuse it.
+        for port in ports.iter_mut().filter(|port| port.is_object()) {
             if port
                 .get("protocol")
                 .and_then(Value::as_str)
@@ -222,6 +223,16 @@ pub fn validate_service(service: &Value, node_ports: (u16, u16)) -> Vec<FieldErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzz run: a port that is no object panicked (the type checks refuse it
+    /// before defaulting, so only a direct caller could reach it).
+    #[test]
+    fn ports_that_are_no_objects_are_left_alone() {
+        let mut svc = json!({"spec": {"ports": [true, {"port": 80}]}});
+        default_service(&mut svc);
+        assert_eq!(svc["spec"]["ports"][0], json!(true));
+        assert_eq!(svc["spec"]["ports"][1]["protocol"], "TCP");
+    }
 
     #[test]
     fn defaults_follow_upstream() {
