@@ -588,7 +588,7 @@ impl Rest {
         request: &ResourceRequest,
         query: &Query,
         mut object: Value,
-    ) -> Result<Created, ApiError> {
+    ) -> Result<Written, ApiError> {
         objects::prepare_create(resource, request.namespace.as_deref(), &mut object)?;
         if resource.plural == "namespaces" {
             default_namespace(&mut object);
@@ -647,7 +647,7 @@ impl Rest {
         };
         if dry {
             self.services.release(&taken).await;
-            return Ok(Created { object, json: None });
+            return Ok(Written { object, json: None });
         }
         let stored = encode(&object)?;
         let written = self.store.create(&key, stored.clone()).await;
@@ -655,7 +655,7 @@ impl Rest {
             Ok(revision) => {
                 objects::set_resource_version(&mut object, revision);
                 let json = splice_resource_version(&stored, revision);
-                Ok(Created { object, json })
+                Ok(Written { object, json })
             }
             Err(err) => {
                 self.services.release(&taken).await;
@@ -671,7 +671,7 @@ impl Rest {
         request: &ResourceRequest,
         query: &Query,
         object: Value,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Written, ApiError> {
         let wanted_rv = objects::str_at(&object, "/metadata/resourceVersion").to_owned();
         self.guarded_update(
             resource,
@@ -704,7 +704,7 @@ impl Rest {
         patch_type: PatchType,
         body: Bytes,
         check: Option<&PatchCheck<'_>>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Written, ApiError> {
         let group = served.group;
         let version = served.version;
         let kind = served.kind;
@@ -787,7 +787,7 @@ impl Rest {
                 Ok(new)
             })
             .await?;
-        Ok(scale::scale_of(resource, &updated))
+        Ok(scale::scale_of(resource, &updated.object))
     }
 
     /// `pods/<name>/binding`: assigns the pod to a node, once (as the scheduler does).
@@ -916,6 +916,7 @@ impl Rest {
             Ok(new)
         })
         .await
+        .map(|written| written.object)
     }
 
     /// Reads, changes and writes back with compare-and-swap, retrying when another write got
@@ -927,7 +928,7 @@ impl Rest {
         query: &Query,
         pinned: bool,
         change: F,
-    ) -> Result<Value, ApiError>
+    ) -> Result<Written, ApiError>
     where
         F: Fn(&Value, &KeyValue) -> Result<Value, Option<ApiError>>,
     {
@@ -979,11 +980,15 @@ impl Rest {
             if new == unchanged || dry {
                 self.services.release(&taken).await;
                 objects::set_resource_version(&mut new, current.mod_revision);
-                return Ok(new);
+                return Ok(Written {
+                    object: new,
+                    json: None,
+                });
             }
+            let stored = encode(&new)?;
             let written = self
                 .store
-                .update(&current.key, encode(&new)?, current.mod_revision)
+                .update(&current.key, stored.clone(), current.mod_revision)
                 .await;
             if written.is_err() {
                 self.services.release(&taken).await;
@@ -1004,7 +1009,8 @@ impl Rest {
                             Err(err) => return Err(store_error(resource, &request.name, err)),
                         }
                     }
-                    return Ok(new);
+                    let json = splice_resource_version(&stored, revision);
+                    return Ok(Written { object: new, json });
                 }
                 Err(StoreError::Conflict { .. }) if !pinned => continue,
                 Err(err) => return Err(store_error(resource, &request.name, err)),
@@ -1224,10 +1230,10 @@ pub(crate) fn splice_resource_version(stored: &[u8], revision: i64) -> Option<By
     Some(Bytes::from(out))
 }
 
-/// A created object, and (when it was stored) its JSON with the resourceVersion spliced into
-/// the stored encoding: the answer, without encoding the object a second time.
+/// A created or updated object, and (when it was stored) its JSON with the resourceVersion
+/// spliced into the stored encoding: the answer, without encoding the object a second time.
 #[derive(Debug)]
-pub struct Created {
+pub struct Written {
     pub object: Value,
     pub json: Option<Bytes>,
 }

@@ -682,12 +682,7 @@ async fn resource(
             } else {
                 StatusCode::OK
             };
-            let answer = match created.json {
-                // Served at its stored version: the stored encoding is the answer.
-                Some(json) if conversion::storage_of(served).is_none() => h::raw_json(status, json),
-                _ => rest::respond(status, &conversion::from_storage(served, created.object)),
-            };
-            Ok(with_warnings(answer, &warnings))
+            Ok(with_warnings(answer(status, served, created), &warnings))
         }
         "update" => {
             let body = h::read_body(http_request.into_body()).await?;
@@ -709,7 +704,7 @@ async fn resource(
             }
             let updated = rest.update(resource, &request, &query, object).await?;
             Ok(with_warnings(
-                rest::respond(StatusCode::OK, &conversion::from_storage(served, updated)),
+                answer(StatusCode::OK, served, updated),
                 &warnings,
             ))
         }
@@ -738,7 +733,7 @@ async fn resource(
                         .patch(resource, served, &request, &query, patch_type, body, check)
                         .await?;
                     Ok(with_warnings(
-                        rest::respond(StatusCode::OK, &conversion::from_storage(served, patched)),
+                        answer(StatusCode::OK, served, patched),
                         &warnings,
                     ))
                 }
@@ -773,6 +768,15 @@ async fn resource(
             resource.plural,
             &request.verb,
         )),
+    }
+}
+
+/// The answer to a create, update or patch: the stored encoding when the object was served at
+/// its stored version and written, else the object encoded (at the served version).
+fn answer(status: StatusCode, served: &'static Resource, written: rest::Written) -> Response<Body> {
+    match written.json {
+        Some(json) if conversion::storage_of(served).is_none() => h::raw_json(status, json),
+        _ => rest::respond(status, &conversion::from_storage(served, written.object)),
     }
 }
 
