@@ -32,6 +32,10 @@ struct Context {
 
 async fn reconcile(role: Arc<ClusterRole>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = role.name_any();
+    // Aggregated from a filled cache only: a partial one would write back too few rules.
+    if ctx.roles.wait_until_ready().await.is_err() {
+        return Ok(Action::await_change());
+    }
     let all = ctx.roles.state();
     let rules = match cox_api::rbac::aggregated_rules(&role, all.iter().map(AsRef::as_ref)) {
         Ok(Some(rules)) => rules,

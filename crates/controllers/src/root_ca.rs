@@ -79,7 +79,10 @@ pub fn desired(found: Option<&ConfigMap>, ca_pem: &str) -> Option<ConfigMap> {
 
 async fn reconcile(namespace: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = namespace.name_any();
-    if !crate::namespace::is_active(&namespace) {
+    // Judged only against a filled cache (upstream's controllers wait for their caches to
+    // sync), or every ConfigMap would look missing.
+    if !crate::namespace::is_active(&namespace) || ctx.config_maps.wait_until_ready().await.is_err()
+    {
         return Ok(Action::await_change());
     }
     let found = ctx

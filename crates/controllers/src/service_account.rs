@@ -37,6 +37,10 @@ struct Context {
 
 async fn reconcile(namespace: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = namespace.name_any();
+    // Judged only against a filled cache, or every account would look missing.
+    if ctx.accounts.wait_until_ready().await.is_err() {
+        return Ok(Action::await_change());
+    }
     if !crate::namespace::is_active(&namespace)
         || ctx
             .accounts
