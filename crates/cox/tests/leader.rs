@@ -8,7 +8,7 @@ mod cluster;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use cluster::{Cluster, wait_until};
+use cluster::{Cluster, wait_until, wait_until_or_explain};
 
 const ENDPOINT: &str = "http://127.0.0.1:2379";
 
@@ -71,19 +71,20 @@ fn holder(cluster: &Cluster, lease: &str) -> String {
 /// Waits until `cluster` shows `want` pods of the Deployment; on a timeout, fails with what
 /// the objects and both servers' logs say.
 fn wait_for_pods(servers: &[Cluster; 2], cluster: usize, want: usize) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while pods(&servers[cluster]) != want {
-        if std::time::Instant::now() > deadline {
+    wait_until_or_explain(
+        &format!("{want} pods"),
+        Duration::from_secs(30),
+        || pods(&servers[cluster]) == want,
+        || {
             let objects = servers[cluster].kubectl(&["get", "deploy,rs,pods", "-o", "yaml"]);
-            panic!(
-                "timed out waiting for {want} pods\n--- objects:\n{}\n--- server {cluster}'s log:\n{}\n--- the other server's log:\n{}",
+            format!(
+                "--- objects:\n{}\n--- server {cluster}'s log:\n{}\n--- the other server's log:\n{}",
                 String::from_utf8_lossy(&objects.stdout),
                 servers[cluster].server_log(),
                 servers[1 - cluster].server_log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+            )
+        },
+    );
 }
 
 fn pods(cluster: &Cluster) -> usize {

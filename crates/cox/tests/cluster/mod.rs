@@ -395,10 +395,22 @@ impl Cluster {
 }
 
 /// Waits until `check` holds, polling; fails the test after `limit`.
-pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, limit: Duration, check: impl FnMut() -> bool) {
+    wait_until_or_explain(what, limit, check, String::new);
+}
+
+/// [`wait_until`], failing with what `explain` tells (objects, logs) on a timeout.
+pub fn wait_until_or_explain(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> bool,
+    explain: impl FnOnce() -> String,
+) {
     let deadline = Instant::now() + limit;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            panic!("timed out waiting for {what}\n{}", explain());
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
